@@ -1,0 +1,1 @@
+"""The access domain: catalog, policies, requests, grants, campaigns, service accounts."""

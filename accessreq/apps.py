@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AccessreqConfig(AppConfig):
+    name = "accessreq"
+    verbose_name = "Access catalog and requests"

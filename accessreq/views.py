@@ -1,0 +1,27 @@
+"""Pages of the access catalog."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from accessreq.forms import CatalogFilterForm
+from accessreq.selectors import catalog_search
+
+
+@require_GET
+def catalog(request: HttpRequest) -> HttpResponse:
+    """Browse and search the entitlements that can be requested."""
+    form = CatalogFilterForm(request.GET or None)
+    text, tier = "", ""
+    if form.is_valid():
+        text, tier = form.cleaned_data["q"], form.cleaned_data["tier"]
+    entitlements = catalog_search(user=request.user, text=text, tier=tier)
+    page = Paginator(entitlements, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "filtered": bool(text or tier), "query": query.urlencode()}
+    status = 400 if form.errors else 200
+    return render(request, "accessreq/catalog.html", context, status=status)

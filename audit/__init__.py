@@ -1,0 +1,1 @@
+"""The audit ledger: one writer (``audit.services.record``), append-only in the database."""

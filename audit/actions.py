@@ -1,0 +1,40 @@
+"""The registry of audit action codes: every event's action is one of these dotted codes."""
+
+from __future__ import annotations
+
+ACTIONS: dict[str, str] = {
+    # Authentication
+    "auth.login": "Signed in with a password",
+    "auth.login.failed": "A password sign-in failed",
+    "auth.logout": "Signed out",
+    "auth.mfa.enrolled": "Enrolled an authenticator app and received backup codes",
+    "auth.mfa.verified": "Verified a TOTP code",
+    "auth.mfa.failed": "Entered a wrong, reused or throttled second-factor code",
+    "auth.mfa.backup_code_used": "Verified with a one-time backup code",
+    "auth.mfa.backup_codes_regenerated": "Replaced their backup codes",
+    "auth.mfa.reset": "Had their second factor reset by an administrator",
+    "auth.password.reset": "Reset their password from an emailed link",
+    "auth.password.changed": "Changed their password",
+    # People
+    "user.created": "A person's account was created",
+    "user.changed": "A person's account was changed",
+    "user.deactivated": "A person's account was deactivated and their sessions ended",
+    "user.reactivated": "A person's account was reactivated",
+    # Generic admin edits of configuration (catalog, teams, schedules)
+    "admin.object.created": "An administrator created a record",
+    "admin.object.changed": "An administrator changed a record",
+    "admin.object.deleted": "An administrator deleted a record",
+    # Demo data
+    "demo.seeded": "Demo data was loaded",
+}
+
+
+class UnknownAction(ValueError):
+    """Raised when code tries to record an action that is not in the registry."""
+
+
+def describe(code: str) -> str:
+    try:
+        return ACTIONS[code]
+    except KeyError:
+        raise UnknownAction(f"Audit action {code!r} is not registered in audit.actions.") from None

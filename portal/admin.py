@@ -1,0 +1,126 @@
+"""Admin for people and teams. Deactivation and MFA reset go through services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from portal.admin_audit import AuditedAdmin
+from portal.history import acting_as
+from portal.models import Team, TOTPDevice, User
+from portal.services.mfa import mfa_reset
+from portal.services.people import user_deactivate
+
+
+class UserCreateForm(BaseUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email", "display_name", "manager", "team")
+
+
+class UserEditForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+
+class MFAStatusFilter(admin.SimpleListFilter):
+    title = "second factor"
+    parameter_name = "mfa"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("enrolled", "Enrolled"), ("missing", "Not enrolled")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        enrolled = TOTPDevice.objects.filter(confirmed=True).values("user_id")
+        if self.value() == "enrolled":
+            return queryset.filter(pk__in=enrolled)
+        if self.value() == "missing":
+            return queryset.exclude(pk__in=enrolled)
+        return queryset
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin, AuditedAdmin):
+    form = UserEditForm
+    add_form = UserCreateForm
+    ordering = ("display_name",)
+    list_display = ("display_name", "email", "team", "manager", "employment_status", "is_active")
+    list_filter = ("is_active", "employment_status", "team", "groups", "kind", MFAStatusFilter)
+    list_select_related = ("team", "manager")
+    search_fields = ("email", "display_name")
+    raw_id_fields = ("manager",)
+    readonly_fields = ("last_login", "date_joined", "kind")
+    filter_horizontal = ("groups", "user_permissions")
+    actions = ("deactivate_users", "reset_second_factor")
+    fieldsets = (
+        (None, {"fields": ("email", "display_name", "password")}),
+        ("Organisation", {"fields": ("team", "manager", "employment_status")}),
+        ("Access to Gatehouse", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        ("Dates", {"fields": ("last_login", "date_joined", "kind")}),
+    )
+    add_fieldsets = (
+        (None, {"fields": ("email", "display_name", "team", "manager")}),
+        ("Password", {"fields": ("usable_password", "password1", "password2")}),
+    )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        deactivating = change and "is_active" in form.changed_data and not obj.is_active
+        leaving = change and "employment_status" in form.changed_data and obj.employment_status == "left"
+        with transaction.atomic(), acting_as(request.user):
+            if deactivating or leaving:
+                obj.is_active = True  # the service makes the change and ends the sessions
+            super().save_model(request, obj, form, change)
+            if deactivating or leaving:
+                reason = "left the organisation" if leaving else "deactivated in the admin"
+                user_deactivate(user=obj, actor=request.user, reason=reason, request=request)
+
+    @admin.action(description="Deactivate selected people (ends their sessions)")
+    def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        count = 0
+        for user in queryset.filter(is_active=True):
+            user_deactivate(user=user, actor=request.user, reason="admin bulk action",  # type: ignore[arg-type]
+                            request=request)
+            count += 1
+        self.message_user(request, f"Deactivated {count} account(s).", messages.SUCCESS)
+
+    @admin.action(description="Reset second factor (they enrol again at next sign-in)")
+    def reset_second_factor(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            mfa_reset(user=user, actor=request.user, reason="admin reset", request=request)  # type: ignore[arg-type]
+        self.message_user(request, f"Reset the second factor of {queryset.count()} account(s).")
+
+
+@admin.register(Team)
+class TeamAdmin(AuditedAdmin):
+    list_display = ("name", "slug")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(TOTPDevice)
+class TOTPDeviceAdmin(admin.ModelAdmin):
+    """Read-only view of enrolments; the key is never shown."""
+
+    list_display = ("user", "name", "confirmed", "confirmed_at", "throttling_failure_count")
+    list_filter = ("confirmed",)
+    list_select_related = ("user",)
+    search_fields = ("user__email", "user__display_name")
+    fields = ("user", "name", "confirmed", "confirmed_at", "throttling_failure_count")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+

@@ -1,0 +1,39 @@
+"""Admin base class whose saves and deletes write an audit event in the same transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Model
+from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
+
+from audit.services import record
+from portal.history import acting_as
+
+
+class AuditedAdmin(SimpleHistoryAdmin):
+    """A history-tracked admin; each create, change and delete is an audit event."""
+
+    list_per_page = 50
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        with transaction.atomic(), acting_as(request.user):
+            super().save_model(request, obj, form, change)
+            record(
+                actor=request.user,
+                action="admin.object.changed" if change else "admin.object.created",
+                target=obj,
+                data={"fields": sorted(form.changed_data)},
+                request=request,
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        with transaction.atomic(), acting_as(request.user):
+            record(actor=request.user, action="admin.object.deleted", target=obj, request=request)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)

@@ -1,0 +1,13 @@
+"""Small helpers about the signed-in person."""
+
+from typing import Any
+
+
+def is_verified(user: Any) -> bool:
+    """Whether ``user`` is signed in and has passed the second factor in this session.
+
+    Right after ``django.contrib.auth.login`` the request's user is a bare model instance that
+    django-otp has not wrapped yet, so a missing ``is_verified`` means "not verified".
+    """
+    check = getattr(user, "is_verified", None)
+    return bool(user is not None and user.is_authenticated and callable(check) and check())

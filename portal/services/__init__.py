@@ -1,0 +1,1 @@
+"""State changes owned by the portal app: second factors and people."""

@@ -1,0 +1,57 @@
+"""Changes to people: deactivation ends every session at once."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from audit.services import record
+from portal.history import acting_as
+from portal.models import Session, User
+
+
+def user_sessions_end(*, user: User) -> int:
+    """Delete every session of ``user``; returns how many were ended."""
+    deleted, _ = Session.objects.filter(user_id=user.pk).delete()
+    return deleted
+
+
+@transaction.atomic
+def user_deactivate(
+    *, user: User, actor: User, reason: str = "", request: HttpRequest | None = None
+) -> None:
+    """Deactivate ``user`` and end their sessions; the next request they make is signed out."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    was_active = locked.is_active
+    locked.is_active = False
+    with acting_as(actor):
+        locked.save(update_fields=["is_active"])
+    ended = user_sessions_end(user=locked)
+    record(
+        actor=actor,
+        action="user.deactivated",
+        target=locked,
+        data={"reason": reason, "sessions_ended": ended, "was_active": was_active},
+        request=request,
+    )
+    user.is_active = False
+
+
+@transaction.atomic
+def user_set_employment_status(
+    *, user: User, status: str, actor: User, request: HttpRequest | None = None
+) -> None:
+    """Record a change of employment status; ``left`` also deactivates the account."""
+    if status not in User.EmploymentStatus.values:
+        raise ValueError(f"Unknown employment status {status!r}.")
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    before = locked.employment_status
+    locked.employment_status = status
+    with acting_as(actor):
+        locked.save(update_fields=["employment_status"])
+    record(actor=actor, action="user.changed", target=locked,
+           data={"employment_status": {"before": before, "after": status}}, request=request)
+    user.employment_status = status
+    if status == User.EmploymentStatus.LEFT:
+        user_deactivate(user=locked, actor=actor, reason="left the organisation", request=request)
+        user.is_active = False

@@ -1,0 +1,39 @@
+"""Framework hooks only: write audit events for Django's sign-in signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.signals import password_changed, password_reset
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from audit.services import record
+
+
+@receiver(user_logged_in)
+def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    record(actor=user, action="auth.login", target=user, request=request)
+
+
+@receiver(user_logged_out)
+def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        record(actor=user, action="auth.logout", target=user, request=request)
+
+
+@receiver(user_login_failed)
+def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kw: Any) -> None:
+    # Django has already masked anything that looks like a password; keep only the identifier.
+    attempted = str(credentials.get("email") or credentials.get("username") or "")[:254]
+    record(actor=None, action="auth.login.failed", data={"email": attempted}, request=request)
+
+
+@receiver(password_reset)
+def _password_reset(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    record(actor=user, action="auth.password.reset", target=user, request=request)
+
+
+@receiver(password_changed)
+def _password_changed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    record(actor=user, action="auth.password.changed", target=user, request=request)

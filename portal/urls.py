@@ -1,0 +1,27 @@
+"""URL configuration for the whole portal."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from portal import mfa_views, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("mfa/enrol/", mfa_views.enrol, name="mfa_enrol"),
+    path("mfa/verify/", mfa_views.verify, name="mfa_verify"),
+    path("mfa/backup-codes/", mfa_views.backup_codes, name="mfa_backup_codes"),
+    path("account/security/", mfa_views.security, name="account_security"),
+    path(
+        "account/security/backup-codes/",
+        mfa_views.backup_codes_regenerate,
+        name="account_backup_codes_regenerate",
+    ),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("accessreq.urls")),
+]
+
+handler404 = "portal.errors.not_found"
+handler403 = "portal.errors.forbidden"
+handler500 = "portal.errors.server_error"

@@ -1,0 +1,23 @@
+"""Test settings: the real settings, with fast password hashing and an isolated var/ folder.
+
+The database and broker still come from DATABASE_URL and CELERY_BROKER_URL, so the same suite
+runs on SQLite with the filesystem broker and on PostgreSQL with Redis.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault(
+    "GATEHOUSE_VAR_DIR", os.path.join(tempfile.gettempdir(), f"gatehouse-test-{os.getuid()}")
+)
+
+from portal.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns if missing
