@@ -8,7 +8,19 @@ class PortalConfig(AppConfig):
     verbose_name = "People and sign-in"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from portal import signals  # noqa: F401 - connects the login audit hooks
+
+        # Every app: permissions of later apps only exist once their own migrate signal ran.
+        post_migrate.connect(_ensure_groups)
+
+
+def _ensure_groups(**kwargs: object) -> None:
+    """Groups and their permissions exist after every migrate (and after test flushes)."""
+    from portal.roles import ensure_groups
+
+    ensure_groups()
 
 
 class GatehouseAdminConfig(admin_apps.AdminConfig):

@@ -1,4 +1,4 @@
-"""The two built-in groups and the checks that use them."""
+"""The two built-in groups, what they may do in the admin, and the checks that use them."""
 
 from __future__ import annotations
 
@@ -8,12 +8,49 @@ SECURITY_ADMIN = "security-admin"
 AUDITOR = "auditor"
 GROUPS = (SECURITY_ADMIN, AUDITOR)
 
+# Models security admins manage in the admin (full rights) and may only look at.
+_MANAGED = {
+    "portal": ["user", "team"],
+    "accessreq": ["scope", "system", "environment", "entitlement"],
+    "django_celery_beat": [
+        "periodictask",
+        "intervalschedule",
+        "crontabschedule",
+        "solarschedule",
+        "clockedschedule",
+    ],
+}
+_VIEW_ONLY = {"portal": ["totpdevice"], "audit": ["auditevent"]}
+# Auditors are read-only everywhere they look.
+_AUDITOR_VIEW = {
+    "portal": ["user", "team"],
+    "accessreq": ["scope", "system", "environment", "entitlement"],
+    "audit": ["auditevent"],
+}
+
+
+def _permissions(spec: dict[str, list[str]], actions: tuple[str, ...]) -> Any:
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    query = Q(pk__in=[])
+    for app_label, models in spec.items():
+        codenames = [f"{action}_{model}" for model in models for action in actions]
+        query |= Q(content_type__app_label=app_label, codename__in=codenames)
+    return Permission.objects.filter(query)
+
 
 def ensure_groups() -> None:
+    """Create the groups and (re)grant their permissions; safe to run any number of times."""
     from django.contrib.auth.models import Group
 
-    for name in GROUPS:
-        Group.objects.get_or_create(name=name)
+    security, _ = Group.objects.get_or_create(name=SECURITY_ADMIN)
+    security.permissions.add(
+        *_permissions(_MANAGED, ("add", "change", "delete", "view")),
+        *_permissions(_VIEW_ONLY, ("view",)),
+    )
+    auditor, _ = Group.objects.get_or_create(name=AUDITOR)
+    auditor.permissions.add(*_permissions(_AUDITOR_VIEW, ("view",)))
 
 
 def is_security_admin(user: Any) -> bool:

@@ -1,0 +1,450 @@
+"""Demo data: a believable software-delivery organisation and five personas who can sign in.
+
+DEMO ONLY. Every persona's password is ``gatehouse-demo`` and their authenticator secrets are
+printed on the console, so anyone who has seen this file can sign in as them. Never load this
+data into a deployment that guards real access; ``manage.py seed_demo`` refuses to when
+``settings.PRODUCTION`` is true unless forced.
+
+``demo_seed`` is idempotent: every row is looked up by its natural key (email, slug, or system +
+environment + slug) and created only when missing. Nothing that exists is changed, so edits made
+in the portal survive a re-run, and a deleted row comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from accessreq.models import Entitlement, Environment, RiskTier, Scope, System
+from audit.services import record
+from portal.history import acting_as
+from portal.models import Team, TOTPDevice, User
+from portal.roles import AUDITOR, SECURITY_ADMIN, ensure_groups
+
+DEMO_PASSWORD = "gatehouse-demo"  # noqa: S105 - published on purpose: demo personas only
+
+ACTIVE = User.EmploymentStatus.ACTIVE
+LEAVING = User.EmploymentStatus.LEAVING
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A demo account with a known password and a pre-enrolled authenticator."""
+
+    role: str
+    email: str
+    groups: tuple[str, ...] = ()
+    is_staff: bool = False
+
+
+PERSONAS = (
+    Persona("developer", "developer@example.com"),
+    Persona("manager", "manager@example.com"),
+    Persona("system owner", "owner@example.com"),
+    Persona("security admin", "security@example.com", groups=(SECURITY_ADMIN,), is_staff=True),
+    Persona("auditor", "auditor@example.com", groups=(AUDITOR,)),
+)
+_PERSONA_BY_EMAIL = {p.email: p for p in PERSONAS}
+
+TEAMS = (
+    ("leadership", "Leadership", "The CTO and the directors of engineering and security."),
+    ("payments", "Payments", "Card payments, payouts and the double-entry ledger."),
+    ("identity", "Identity", "Sign-in, single sign-on and customer identity."),
+    ("mobile", "Mobile", "The iOS and Android apps and the API behind them."),
+    ("platform", "Platform", "Kubernetes, CI, secrets and observability for every team."),
+    ("data", "Data", "The data warehouse, pipelines and reporting."),
+    ("security", "Security", "Application and infrastructure security, incident response."),
+    ("risk-compliance", "Risk & Compliance", "Internal audit, PCI DSS and SOC 2 evidence."),
+)
+
+# (email, display name, team slug, manager's email, employment status), managers first.
+PEOPLE = (
+    ("helena.marsh@example.com", "Helena Marsh", "leadership", None, ACTIVE),  # CTO
+    ("rafael.ortiz@example.com", "Rafael Ortiz", "leadership", "helena.marsh@example.com", ACTIVE),
+    ("priya.raman@example.com", "Priya Raman", "leadership", "helena.marsh@example.com", ACTIVE),
+    ("ingrid.solberg@example.com", "Ingrid Solberg", "leadership", "helena.marsh@example.com",
+     ACTIVE),
+    # Team leads report to a director.
+    ("manager@example.com", "Marcus Chen", "payments", "rafael.ortiz@example.com", ACTIVE),
+    ("kenji.watanabe@example.com", "Kenji Watanabe", "identity", "rafael.ortiz@example.com",
+     ACTIVE),
+    ("lucia.ferreira@example.com", "Lucia Ferreira", "mobile", "rafael.ortiz@example.com", ACTIVE),
+    ("ben.adeyemi@example.com", "Ben Adeyemi", "platform", "priya.raman@example.com", ACTIVE),
+    ("hannah.kowalski@example.com", "Hannah Kowalski", "data", "priya.raman@example.com", ACTIVE),
+    ("noor.rahman@example.com", "Noor Rahman", "security", "ingrid.solberg@example.com", ACTIVE),
+    ("gareth.pryce@example.com", "Gareth Pryce", "risk-compliance", "ingrid.solberg@example.com",
+     ACTIVE),
+    # Payments
+    ("developer@example.com", "Dana Whitfield", "payments", "manager@example.com", ACTIVE),
+    ("owner@example.com", "Olivia Brandt", "payments", "manager@example.com", ACTIVE),
+    ("tobias.reinholt@example.com", "Tobias Reinholt", "payments", "manager@example.com", ACTIVE),
+    ("amara.nwosu@example.com", "Amara Nwosu", "payments", "manager@example.com", ACTIVE),
+    ("ravi.shankar@example.com", "Ravi Shankar", "payments", "manager@example.com", ACTIVE),
+    ("liam.oconnor@example.com", "Liam O'Connor", "payments", "manager@example.com", LEAVING),
+    # Identity
+    ("sofia.marchetti@example.com", "Sofia Marchetti", "identity", "kenji.watanabe@example.com",
+     ACTIVE),
+    ("daniel.kim@example.com", "Daniel Kim", "identity", "kenji.watanabe@example.com", ACTIVE),
+    ("fatima.zahra@example.com", "Fatima Zahra", "identity", "kenji.watanabe@example.com", ACTIVE),
+    # Mobile
+    ("ethan.brooks@example.com", "Ethan Brooks", "mobile", "lucia.ferreira@example.com", ACTIVE),
+    ("mei.tanaka@example.com", "Mei Tanaka", "mobile", "lucia.ferreira@example.com", ACTIVE),
+    ("jonas.berg@example.com", "Jonas Berg", "mobile", "lucia.ferreira@example.com", LEAVING),
+    # Platform
+    ("grace.liu@example.com", "Grace Liu", "platform", "ben.adeyemi@example.com", ACTIVE),
+    ("mateo.silva@example.com", "Mateo Silva", "platform", "ben.adeyemi@example.com", ACTIVE),
+    ("chloe.dubois@example.com", "Chloé Dubois", "platform", "ben.adeyemi@example.com", ACTIVE),
+    ("arjun.mehta@example.com", "Arjun Mehta", "platform", "ben.adeyemi@example.com", ACTIVE),
+    ("zoe.hartmann@example.com", "Zoe Hartmann", "platform", "ben.adeyemi@example.com", ACTIVE),
+    # Data
+    ("oscar.lindgren@example.com", "Oscar Lindgren", "data", "hannah.kowalski@example.com",
+     ACTIVE),
+    ("nadia.petrova@example.com", "Nadia Petrova", "data", "hannah.kowalski@example.com", ACTIVE),
+    ("yusuf.demir@example.com", "Yusuf Demir", "data", "hannah.kowalski@example.com", ACTIVE),
+    # Security
+    ("security@example.com", "Samir Haddad", "security", "noor.rahman@example.com", ACTIVE),
+    ("elena.vasquez@example.com", "Elena Vasquez", "security", "noor.rahman@example.com", ACTIVE),
+    # Risk & Compliance
+    ("auditor@example.com", "Aisha Okafor", "risk-compliance", "gareth.pryce@example.com", ACTIVE),
+)
+
+SCOPES = (
+    ("deploy", "Deploy a new version"),
+    ("rollback", "Roll back to an earlier version"),
+    ("read-logs", "Read application logs"),
+    ("read-secrets", "Read secrets"),
+    ("write-secrets", "Create, change and rotate secrets"),
+    ("db-read", "Run read-only queries against the database"),
+    ("db-write", "Change data in the database"),
+    ("toggle-flags", "Turn feature flags on and off"),
+    ("admin", "Administer the system: configuration, users and policies"),
+)
+
+# (slug, risk tier); prod-pci is the cardholder-data environment (PCI DSS scope).
+ENVIRONMENTS = (
+    ("dev", RiskTier.LOW),
+    ("staging", RiskTier.MEDIUM),
+    ("prod", RiskTier.HIGH),
+    ("prod-pci", RiskTier.CRITICAL),
+)
+_TICKET_ENVIRONMENTS = {"prod", "prod-pci"}
+
+
+@dataclass(frozen=True)
+class EntitlementSpec:
+    environment: str
+    slug: str
+    name: str
+    scopes: tuple[str, ...]
+    max_duration: timedelta
+
+
+def _e(environment: str, slug: str, name: str, scopes: str, **duration: int) -> EntitlementSpec:
+    return EntitlementSpec(environment, slug, name, tuple(scopes.split()), timedelta(**duration))
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    slug: str
+    criticality: str
+    description: str
+    owners: tuple[str, ...]
+    entitlements: tuple[EntitlementSpec, ...]
+
+
+# Grants last weeks in dev, days in staging and hours in production; admin rights the least.
+SYSTEMS = (
+    SystemSpec(
+        "payments-service", RiskTier.CRITICAL,
+        "Takes card payments and payouts; talks to the card networks.",
+        ("owner@example.com", "tobias.reinholt@example.com"),
+        (
+            _e("dev", "developer", "Developer", "deploy rollback read-logs db-read", days=30),
+            _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
+            _e("prod", "deployer", "Deployer", "deploy rollback", hours=8),
+            _e("prod", "log-reader", "Log reader", "read-logs", hours=24),
+            _e("prod", "db-reader", "Database reader", "db-read", hours=4),
+            _e("prod-pci", "deployer", "Deployer", "deploy rollback", hours=4),
+            _e("prod-pci", "secrets-reader", "Secrets reader", "read-secrets", hours=1),
+        ),
+    ),
+    SystemSpec(
+        "ledger-api", RiskTier.CRITICAL,
+        "The double-entry ledger every payment and payout is booked in.",
+        ("owner@example.com", "amara.nwosu@example.com"),
+        (
+            _e("dev", "developer", "Developer", "deploy read-logs db-read db-write", days=30),
+            _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
+            _e("prod", "deployer", "Deployer", "deploy rollback", hours=8),
+            _e("prod", "db-reader", "Database reader", "db-read", hours=4),
+            _e("prod-pci", "data-repair", "Data repair", "db-read db-write", hours=1),
+        ),
+    ),
+    SystemSpec(
+        "vault", RiskTier.CRITICAL,
+        "HashiCorp Vault: secrets, database credentials and encryption keys for every service.",
+        ("noor.rahman@example.com", "grace.liu@example.com"),
+        (
+            _e("dev", "secrets-reader", "Secrets reader", "read-secrets", days=30),
+            _e("dev", "secrets-writer", "Secrets writer", "read-secrets write-secrets", days=30),
+            _e("staging", "secrets-reader", "Secrets reader", "read-secrets", days=14),
+            _e("staging", "secrets-writer", "Secrets writer", "read-secrets write-secrets",
+               days=7),
+            _e("prod", "secrets-reader", "Secrets reader", "read-secrets", hours=4),
+            _e("prod", "secrets-writer", "Secrets writer", "read-secrets write-secrets", hours=2),
+            _e("prod", "administrator", "Administrator", "admin", hours=1),
+        ),
+    ),
+    SystemSpec(
+        "k8s-platform", RiskTier.HIGH,
+        "The Kubernetes clusters every service runs on.",
+        ("ben.adeyemi@example.com", "mateo.silva@example.com"),
+        (
+            _e("dev", "namespace-admin", "Namespace admin", "deploy rollback read-logs admin",
+               days=30),
+            _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
+            _e("prod", "deployer", "Deployer", "deploy rollback", hours=8),
+            _e("prod", "log-reader", "Log reader", "read-logs", hours=24),
+            _e("prod", "cluster-admin", "Cluster admin", "admin", hours=1),
+        ),
+    ),
+    SystemSpec(
+        "ci-runners", RiskTier.MEDIUM,
+        "The build and deploy runners behind every pipeline.",
+        ("chloe.dubois@example.com", "arjun.mehta@example.com"),
+        (
+            _e("dev", "runner-admin", "Runner admin", "admin read-logs", days=30),
+            _e("staging", "runner-admin", "Runner admin", "admin read-logs", days=14),
+            _e("prod", "runner-admin", "Runner admin", "admin", hours=8),
+            _e("prod", "log-reader", "Log reader", "read-logs", days=3),
+        ),
+    ),
+    SystemSpec(
+        "identity-provider", RiskTier.CRITICAL,
+        "Customer and staff sign-in: OpenID Connect, SAML and MFA.",
+        ("kenji.watanabe@example.com", "sofia.marchetti@example.com"),
+        (
+            _e("dev", "developer", "Developer", "deploy read-logs admin", days=30),
+            _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
+            _e("prod", "deployer", "Deployer", "deploy rollback", hours=8),
+            _e("prod", "log-reader", "Log reader", "read-logs", hours=24),
+            _e("prod", "administrator", "Administrator", "admin", hours=1),
+        ),
+    ),
+    SystemSpec(
+        "data-warehouse", RiskTier.HIGH,
+        "The analytics warehouse; holds pseudonymised customer and payment data.",
+        ("hannah.kowalski@example.com", "oscar.lindgren@example.com"),
+        (
+            _e("dev", "analyst", "Analyst", "db-read db-write", days=30),
+            _e("staging", "analyst", "Analyst", "db-read", days=14),
+            _e("prod", "analyst", "Analyst", "db-read", days=3),
+            _e("prod", "data-engineer", "Data engineer", "db-read db-write", hours=8),
+            _e("prod", "administrator", "Administrator", "admin", hours=2),
+        ),
+    ),
+    SystemSpec(
+        "mobile-backend", RiskTier.MEDIUM,
+        "The API behind the iOS and Android apps.",
+        ("lucia.ferreira@example.com", "ethan.brooks@example.com"),
+        (
+            _e("dev", "developer", "Developer", "deploy rollback read-logs db-read", days=30),
+            _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
+            _e("prod", "deployer", "Deployer", "deploy rollback", hours=8),
+            _e("prod", "log-reader", "Log reader", "read-logs", hours=24),
+        ),
+    ),
+    SystemSpec(
+        "observability", RiskTier.MEDIUM,
+        "Metrics, traces and logs for every service (Grafana, Prometheus, Loki).",
+        ("zoe.hartmann@example.com", "arjun.mehta@example.com"),
+        (
+            _e("dev", "viewer", "Viewer", "read-logs", days=30),
+            _e("staging", "viewer", "Viewer", "read-logs", days=30),
+            _e("prod", "viewer", "Viewer", "read-logs", days=7),
+            _e("prod", "administrator", "Administrator", "admin", hours=4),
+        ),
+    ),
+    SystemSpec(
+        "feature-flags", RiskTier.MEDIUM,
+        "Feature flags and gradual roll-outs for the web and mobile apps.",
+        ("owner@example.com", "lucia.ferreira@example.com"),
+        (
+            _e("dev", "flag-editor", "Flag editor", "toggle-flags", days=30),
+            _e("staging", "flag-editor", "Flag editor", "toggle-flags", days=14),
+            _e("prod", "flag-editor", "Flag editor", "toggle-flags", hours=8),
+            _e("prod", "administrator", "Administrator", "admin", hours=2),
+        ),
+    ),
+)
+
+COUNTED = ("teams", "people", "scopes", "environments", "systems", "entitlements", "authenticators")
+
+
+@dataclass
+class SeedResult:
+    """What one run created, and how many demo-relevant rows exist afterwards."""
+
+    created: dict[str, int]
+    totals: dict[str, int]
+
+
+def _totals() -> dict[str, int]:
+    return {
+        "teams": Team.objects.count(),
+        "people": User.objects.humans().count(),
+        "scopes": Scope.objects.count(),
+        "environments": Environment.objects.count(),
+        "systems": System.objects.count(),
+        "entitlements": Entitlement.objects.count(),
+        "authenticators": TOTPDevice.objects.filter(
+            user__email__in=_PERSONA_BY_EMAIL, confirmed=True
+        ).count(),
+    }
+
+
+def _entitlement_description(spec: EntitlementSpec, system: str, scopes: dict[str, Scope]) -> str:
+    actions = "; ".join(scopes[slug].description.lower() for slug in spec.scopes)
+    return f"{spec.name} on {system} in {spec.environment}: {actions}."
+
+
+@transaction.atomic
+def demo_seed(*, actor: User) -> SeedResult:
+    """Create whatever part of the demo organisation is missing, attributed to ``actor``.
+
+    Writes one ``demo.seeded`` audit event with the counts, in the same transaction.
+    """
+    created = dict.fromkeys(COUNTED, 0)
+    with acting_as(actor):
+        ensure_groups()
+        teams: dict[str, Team] = {}
+        for slug, name, description in TEAMS:
+            teams[slug], new = Team.objects.get_or_create(
+                slug=slug, defaults={"name": name, "description": description}
+            )
+            created["teams"] += new
+
+        people: dict[str, User] = {}
+        for email, display_name, team_slug, manager_email, status in PEOPLE:
+            persona = _PERSONA_BY_EMAIL.get(email)
+            # Scenery people get an unusable password: only the personas can sign in.
+            password = DEMO_PASSWORD if persona else None
+            people[email], new = User.objects.get_or_create(
+                email=email,
+                defaults={
+                    "display_name": display_name,
+                    "team": teams[team_slug],
+                    "manager": people[manager_email] if manager_email else None,
+                    "employment_status": status,
+                    "is_staff": bool(persona and persona.is_staff),
+                    # A callable, so the slow hash is computed only for new rows.
+                    "password": lambda password=password: make_password(password),
+                },
+            )
+            created["people"] += new
+            if new and persona and persona.groups:
+                people[email].groups.add(*Group.objects.filter(name__in=persona.groups))
+
+        scopes: dict[str, Scope] = {}
+        for slug, description in SCOPES:
+            scopes[slug], new = Scope.objects.get_or_create(
+                slug=slug, defaults={"description": description}
+            )
+            created["scopes"] += new
+
+        environments: dict[str, Environment] = {}
+        for slug, tier in ENVIRONMENTS:
+            environments[slug], new = Environment.objects.get_or_create(
+                slug=slug, defaults={"name": slug, "risk_tier": tier}
+            )
+            created["environments"] += new
+
+        for spec in SYSTEMS:
+            owners = [people[email] for email in spec.owners]
+            system, new = System.objects.get_or_create(
+                slug=spec.slug,
+                defaults={
+                    "name": spec.slug,
+                    "description": spec.description,
+                    "criticality": spec.criticality,
+                },
+            )
+            created["systems"] += new
+            if new:
+                system.owners.add(*owners)
+            for ent in spec.entitlements:
+                entitlement, new = Entitlement.objects.get_or_create(
+                    system=system,
+                    environment=environments[ent.environment],
+                    slug=ent.slug,
+                    defaults={
+                        "name": ent.name,
+                        "description": _entitlement_description(ent, spec.slug, scopes),
+                        "max_duration": ent.max_duration,
+                        "ticket_required": ent.environment in _TICKET_ENVIRONMENTS,
+                    },
+                )
+                created["entitlements"] += new
+                if new:
+                    entitlement.scopes.add(*(scopes[slug] for slug in ent.scopes))
+                    entitlement.owners.add(*owners)
+
+        for persona in PERSONAS:
+            user = people[persona.email]
+            if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+                device = TOTPDevice.new_for(user)
+                device.confirmed = True
+                device.confirmed_at = timezone.now()
+                device.save()
+                created["authenticators"] += 1
+
+    totals = _totals()
+    record(
+        actor=actor,
+        action="demo.seeded",
+        data={"created": created, "totals": totals},
+    )
+    return SeedResult(created=created, totals=totals)
+
+
+def persona_lines() -> list[str]:
+    """Two lines per demo persona: role, name, email and password; TOTP secret and how to get
+    the current code. A single hint line if the demo data has not been loaded."""
+    users = {
+        u.email: u
+        for u in User.objects.filter(email__in=_PERSONA_BY_EMAIL).select_related("team")
+    }
+    devices = {
+        d.user_id: d
+        for d in TOTPDevice.objects.filter(user__in=users.values(), confirmed=True)
+    }
+    if not users:
+        return ["  No demo personas yet: run `python manage.py seed_demo` to load them."]
+    lines = []
+    for persona in PERSONAS:
+        user = users.get(persona.email)
+        if user is None:
+            continue
+        team = f", {user.team.name}" if user.team else ""
+        lines.append(
+            f"  {persona.role:<15} {user.email:<22} password: {DEMO_PASSWORD}"
+            f"   ({user.display_name}{team})"
+        )
+        device = devices.get(user.pk)
+        if device is None:
+            secret = "(no authenticator enrolled; run seed_demo again)"
+        else:
+            try:
+                secret = device.base32_key
+            except ValueError:
+                secret = "(unreadable: FIELD_ENCRYPTION_KEYS changed since seeding)"
+        lines.append(
+            f"  {'':<15} TOTP secret: {secret}"
+            f"   current code: python manage.py totp {user.email}"
+        )
+    return lines

@@ -1,0 +1,78 @@
+"""A wrong or missing setting stops start-up with a message naming the variable."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECK = "import django; django.setup()"
+
+
+def _start(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update({"DJANGO_SETTINGS_MODULE": "portal.settings", "GATEHOUSE_VAR_DIR": str(tmp_path)})
+    env.update(env_overrides)
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-c", CHECK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+PRODUCTION_OK = {
+    "GATEHOUSE_ENV": "production",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "FIELD_ENCRYPTION_KEYS": secrets.token_urlsafe(32),
+    "ALLOWED_HOSTS": "gatehouse.example.com",
+    "SITE_URL": "https://gatehouse.example.com",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"GATEHOUSE_ENV": "staging"}, "GATEHOUSE_ENV"),
+        ({"DATABASE_URL": "mysql://db/gatehouse"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "nonsense"}, "DATABASE_URL"),
+        ({"CELERY_BROKER_URL": "kafka://broker"}, "CELERY_BROKER_URL"),
+        ({"SITE_URL": "gatehouse.example.com"}, "SITE_URL"),
+        ({"EMAIL_PORT": "smtp"}, "EMAIL_PORT"),
+        ({"CACHE_URL": "memcached://x"}, "CACHE_URL"),
+        ({**PRODUCTION_OK, "SECRET_KEY": ""}, "SECRET_KEY"),
+        ({**PRODUCTION_OK, "SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({**PRODUCTION_OK, "ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS"),
+        ({**PRODUCTION_OK, "FIELD_ENCRYPTION_KEYS": ""}, "FIELD_ENCRYPTION_KEYS"),
+    ],
+)
+def test_bad_setting_stops_start_up_naming_the_variable(overrides, named, tmp_path) -> None:
+    result = _start(overrides, tmp_path)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last_line
+    assert named in last_line
+
+
+def test_production_settings_start_and_pass_deploy_checks(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update(PRODUCTION_OK)
+    env.update({"DJANGO_SETTINGS_MODULE": "portal.settings", "GATEHOUSE_VAR_DIR": str(tmp_path)})
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_embedded_default_generates_its_secrets_once(tmp_path) -> None:
+    assert _start({}, tmp_path).returncode == 0
+    first = (tmp_path / "secret_key").read_text()
+    assert _start({}, tmp_path).returncode == 0
+    assert (tmp_path / "secret_key").read_text() == first
+    assert len(first) >= 50
+    assert oct((tmp_path / "secret_key").stat().st_mode)[-3:] == "600"
