@@ -40,7 +40,13 @@ class EntitlementAdmin(AuditedAdmin):
         "ticket_required",
         "is_active",
     )
-    list_filter = ("environment__risk_tier", "environment", "system", "ticket_required", "is_active")
+    list_filter = (
+        "environment__risk_tier",
+        "environment",
+        "system",
+        "ticket_required",
+        "is_active",
+    )
     list_select_related = ("system", "environment")
     search_fields = ("name", "slug", "system__name", "environment__name", "scopes__slug")
     autocomplete_fields = ("system", "environment", "owners", "scopes")

@@ -105,7 +105,9 @@ class Entitlement(models.Model):
         help_text="Longest time one grant may last, e.g. 8:00:00 or 7 days.",
     )
     ticket_required = models.BooleanField(default=False)
-    is_active = models.BooleanField(default=True, help_text="Inactive entitlements can't be requested.")
+    is_active = models.BooleanField(
+        default=True, help_text="Inactive entitlements can't be requested."
+    )
 
     history = HistoricalRecords(get_user=get_history_user, m2m_fields=[scopes, owners])
 

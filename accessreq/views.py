@@ -22,6 +22,11 @@ def catalog(request: HttpRequest) -> HttpResponse:
     page = Paginator(entitlements, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"form": form, "page": page, "filtered": bool(text or tier), "query": query.urlencode()}
+    context = {
+        "form": form,
+        "page": page,
+        "filtered": bool(text or tier),
+        "query": query.urlencode(),
+    }
     status = 400 if form.errors else 200
     return render(request, "accessreq/catalog.html", context, status=status)

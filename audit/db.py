@@ -41,11 +41,15 @@ def _statements(vendor: str, table: str) -> tuple[list[str], list[str]]:
         install = [
             f"""
             CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
-            BEGIN SELECT RAISE(ABORT, 'UPDATE on {table} is refused: the audit ledger is append-only'); END
+            BEGIN
+                SELECT RAISE(ABORT, 'UPDATE on {table} is refused: the ledger is append-only');
+            END
             """,
             f"""
             CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
-            BEGIN SELECT RAISE(ABORT, 'DELETE on {table} is refused: the audit ledger is append-only'); END
+            BEGIN
+                SELECT RAISE(ABORT, 'DELETE on {table} is refused: the ledger is append-only');
+            END
             """,
         ]
         remove = [

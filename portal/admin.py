@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from portal.admin_audit import AuditedAdmin
+from portal.auth import signed_in_user
 from portal.history import acting_as
 from portal.models import Team, TOTPDevice, User
 from portal.services.mfa import mfa_reset
@@ -72,28 +73,38 @@ class UserAdmin(DjangoUserAdmin, AuditedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         deactivating = change and "is_active" in form.changed_data and not obj.is_active
-        leaving = change and "employment_status" in form.changed_data and obj.employment_status == "left"
+        leaving = (
+            change and "employment_status" in form.changed_data and obj.employment_status == "left"
+        )
         with transaction.atomic(), acting_as(request.user):
             if deactivating or leaving:
                 obj.is_active = True  # the service makes the change and ends the sessions
             super().save_model(request, obj, form, change)
             if deactivating or leaving:
                 reason = "left the organisation" if leaving else "deactivated in the admin"
-                user_deactivate(user=obj, actor=request.user, reason=reason, request=request)
+                user_deactivate(
+                    user=obj, actor=signed_in_user(request), reason=reason, request=request
+                )
 
     @admin.action(description="Deactivate selected people (ends their sessions)")
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         count = 0
         for user in queryset.filter(is_active=True):
-            user_deactivate(user=user, actor=request.user, reason="admin bulk action",  # type: ignore[arg-type]
-                            request=request)
+            user_deactivate(
+                user=user,
+                actor=signed_in_user(request),
+                reason="admin bulk action",
+                request=request,
+            )
             count += 1
         self.message_user(request, f"Deactivated {count} account(s).", messages.SUCCESS)
 
     @admin.action(description="Reset second factor (they enrol again at next sign-in)")
     def reset_second_factor(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
-            mfa_reset(user=user, actor=request.user, reason="admin reset", request=request)  # type: ignore[arg-type]
+            mfa_reset(
+                user=user, actor=signed_in_user(request), reason="admin reset", request=request
+            )
         self.message_user(request, f"Reset the second factor of {queryset.count()} account(s).")
 
 
@@ -123,4 +134,3 @@ class TOTPDeviceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-

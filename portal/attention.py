@@ -11,7 +11,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from portal import roles
-from portal.models import BackupCode, TOTPDevice, User
+from portal.auth import signed_in_user
+from portal.models import TOTPDevice, User
+from portal.services.mfa import backup_codes_left
 
 
 @dataclass(frozen=True)
@@ -23,9 +25,9 @@ class Attention:
 
 
 def items_for(request: HttpRequest) -> list[Attention]:
-    user = request.user
+    user = signed_in_user(request)
     items: list[Attention] = []
-    left = BackupCode.objects.filter(device__user=user, used_at__isnull=True).count()
+    left = backup_codes_left(user)
     if left <= 3:
         items.append(
             Attention(
@@ -37,9 +39,7 @@ def items_for(request: HttpRequest) -> list[Attention]:
         )
     if roles.is_security_admin(user):
         enrolled = TOTPDevice.objects.filter(confirmed=True).values("user_id")
-        missing = (
-            User.objects.humans().filter(is_active=True).exclude(pk__in=enrolled).count()
-        )
+        missing = User.objects.humans().filter(is_active=True).exclude(pk__in=enrolled).count()
         if missing:
             items.append(
                 Attention(
@@ -49,9 +49,11 @@ def items_for(request: HttpRequest) -> list[Attention]:
                     url=reverse("admin:portal_user_changelist") + "?mfa=missing",
                 )
             )
-        leaving = User.objects.humans().filter(
-            is_active=True, employment_status=User.EmploymentStatus.LEAVING
-        ).count()
+        leaving = (
+            User.objects.humans()
+            .filter(is_active=True, employment_status=User.EmploymentStatus.LEAVING)
+            .count()
+        )
         if leaving:
             items.append(
                 Attention(

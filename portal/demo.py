@@ -12,6 +12,7 @@ in the portal survive a re-run, and a deleted row comes back.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,9 +29,6 @@ from portal.roles import AUDITOR, SECURITY_ADMIN, ensure_groups
 
 DEMO_PASSWORD = "gatehouse-demo"  # noqa: S105 - published on purpose: demo personas only
 
-ACTIVE = User.EmploymentStatus.ACTIVE
-LEAVING = User.EmploymentStatus.LEAVING
-
 
 @dataclass(frozen=True)
 class Persona:
@@ -38,18 +36,22 @@ class Persona:
 
     role: str
     email: str
+    display_name: str
     groups: tuple[str, ...] = ()
     is_staff: bool = False
 
 
 PERSONAS = (
-    Persona("developer", "developer@example.com"),
-    Persona("manager", "manager@example.com"),
-    Persona("system owner", "owner@example.com"),
-    Persona("security admin", "security@example.com", groups=(SECURITY_ADMIN,), is_staff=True),
-    Persona("auditor", "auditor@example.com", groups=(AUDITOR,)),
+    Persona("developer", "developer@example.com", "Dana Whitfield"),
+    Persona("manager", "manager@example.com", "Marcus Chen"),
+    Persona("system owner", "owner@example.com", "Olivia Brandt"),
+    Persona(
+        "security admin", "security@example.com", "Samir Haddad", (SECURITY_ADMIN,), is_staff=True
+    ),
+    Persona("auditor", "auditor@example.com", "Aisha Okafor", (AUDITOR,)),
 )
 _PERSONA_BY_EMAIL = {p.email: p for p in PERSONAS}
+_PERSONA_BY_NAME = {p.display_name: p for p in PERSONAS}
 
 TEAMS = (
     ("leadership", "Leadership", "The CTO and the directors of engineering and security."),
@@ -62,56 +64,58 @@ TEAMS = (
     ("risk-compliance", "Risk & Compliance", "Internal audit, PCI DSS and SOC 2 evidence."),
 )
 
-# (email, display name, team slug, manager's email, employment status), managers first.
+# (name, team slug, manager's name), managers before their reports. Emails are
+# first.last@example.com, except the personas'.
 PEOPLE = (
-    ("helena.marsh@example.com", "Helena Marsh", "leadership", None, ACTIVE),  # CTO
-    ("rafael.ortiz@example.com", "Rafael Ortiz", "leadership", "helena.marsh@example.com", ACTIVE),
-    ("priya.raman@example.com", "Priya Raman", "leadership", "helena.marsh@example.com", ACTIVE),
-    ("ingrid.solberg@example.com", "Ingrid Solberg", "leadership", "helena.marsh@example.com",
-     ACTIVE),
-    # Team leads report to a director.
-    ("manager@example.com", "Marcus Chen", "payments", "rafael.ortiz@example.com", ACTIVE),
-    ("kenji.watanabe@example.com", "Kenji Watanabe", "identity", "rafael.ortiz@example.com",
-     ACTIVE),
-    ("lucia.ferreira@example.com", "Lucia Ferreira", "mobile", "rafael.ortiz@example.com", ACTIVE),
-    ("ben.adeyemi@example.com", "Ben Adeyemi", "platform", "priya.raman@example.com", ACTIVE),
-    ("hannah.kowalski@example.com", "Hannah Kowalski", "data", "priya.raman@example.com", ACTIVE),
-    ("noor.rahman@example.com", "Noor Rahman", "security", "ingrid.solberg@example.com", ACTIVE),
-    ("gareth.pryce@example.com", "Gareth Pryce", "risk-compliance", "ingrid.solberg@example.com",
-     ACTIVE),
-    # Payments
-    ("developer@example.com", "Dana Whitfield", "payments", "manager@example.com", ACTIVE),
-    ("owner@example.com", "Olivia Brandt", "payments", "manager@example.com", ACTIVE),
-    ("tobias.reinholt@example.com", "Tobias Reinholt", "payments", "manager@example.com", ACTIVE),
-    ("amara.nwosu@example.com", "Amara Nwosu", "payments", "manager@example.com", ACTIVE),
-    ("ravi.shankar@example.com", "Ravi Shankar", "payments", "manager@example.com", ACTIVE),
-    ("liam.oconnor@example.com", "Liam O'Connor", "payments", "manager@example.com", LEAVING),
-    # Identity
-    ("sofia.marchetti@example.com", "Sofia Marchetti", "identity", "kenji.watanabe@example.com",
-     ACTIVE),
-    ("daniel.kim@example.com", "Daniel Kim", "identity", "kenji.watanabe@example.com", ACTIVE),
-    ("fatima.zahra@example.com", "Fatima Zahra", "identity", "kenji.watanabe@example.com", ACTIVE),
-    # Mobile
-    ("ethan.brooks@example.com", "Ethan Brooks", "mobile", "lucia.ferreira@example.com", ACTIVE),
-    ("mei.tanaka@example.com", "Mei Tanaka", "mobile", "lucia.ferreira@example.com", ACTIVE),
-    ("jonas.berg@example.com", "Jonas Berg", "mobile", "lucia.ferreira@example.com", LEAVING),
-    # Platform
-    ("grace.liu@example.com", "Grace Liu", "platform", "ben.adeyemi@example.com", ACTIVE),
-    ("mateo.silva@example.com", "Mateo Silva", "platform", "ben.adeyemi@example.com", ACTIVE),
-    ("chloe.dubois@example.com", "Chloé Dubois", "platform", "ben.adeyemi@example.com", ACTIVE),
-    ("arjun.mehta@example.com", "Arjun Mehta", "platform", "ben.adeyemi@example.com", ACTIVE),
-    ("zoe.hartmann@example.com", "Zoe Hartmann", "platform", "ben.adeyemi@example.com", ACTIVE),
-    # Data
-    ("oscar.lindgren@example.com", "Oscar Lindgren", "data", "hannah.kowalski@example.com",
-     ACTIVE),
-    ("nadia.petrova@example.com", "Nadia Petrova", "data", "hannah.kowalski@example.com", ACTIVE),
-    ("yusuf.demir@example.com", "Yusuf Demir", "data", "hannah.kowalski@example.com", ACTIVE),
-    # Security
-    ("security@example.com", "Samir Haddad", "security", "noor.rahman@example.com", ACTIVE),
-    ("elena.vasquez@example.com", "Elena Vasquez", "security", "noor.rahman@example.com", ACTIVE),
-    # Risk & Compliance
-    ("auditor@example.com", "Aisha Okafor", "risk-compliance", "gareth.pryce@example.com", ACTIVE),
+    ("Helena Marsh", "leadership", None),  # CTO
+    ("Rafael Ortiz", "leadership", "Helena Marsh"),  # Director of Engineering, Product
+    ("Priya Raman", "leadership", "Helena Marsh"),  # Director of Engineering, Infrastructure
+    ("Ingrid Solberg", "leadership", "Helena Marsh"),  # CISO
+    # Team leads
+    ("Marcus Chen", "payments", "Rafael Ortiz"),
+    ("Kenji Watanabe", "identity", "Rafael Ortiz"),
+    ("Lucia Ferreira", "mobile", "Rafael Ortiz"),
+    ("Ben Adeyemi", "platform", "Priya Raman"),
+    ("Hannah Kowalski", "data", "Priya Raman"),
+    ("Noor Rahman", "security", "Ingrid Solberg"),
+    ("Gareth Pryce", "risk-compliance", "Ingrid Solberg"),
+    # Engineers and analysts
+    ("Dana Whitfield", "payments", "Marcus Chen"),
+    ("Olivia Brandt", "payments", "Marcus Chen"),
+    ("Tobias Reinholt", "payments", "Marcus Chen"),
+    ("Amara Nwosu", "payments", "Marcus Chen"),
+    ("Ravi Shankar", "payments", "Marcus Chen"),
+    ("Liam O'Connor", "payments", "Marcus Chen"),
+    ("Sofia Marchetti", "identity", "Kenji Watanabe"),
+    ("Daniel Kim", "identity", "Kenji Watanabe"),
+    ("Fatima Zahra", "identity", "Kenji Watanabe"),
+    ("Ethan Brooks", "mobile", "Lucia Ferreira"),
+    ("Mei Tanaka", "mobile", "Lucia Ferreira"),
+    ("Jonas Berg", "mobile", "Lucia Ferreira"),
+    ("Grace Liu", "platform", "Ben Adeyemi"),
+    ("Mateo Silva", "platform", "Ben Adeyemi"),
+    ("Chloé Dubois", "platform", "Ben Adeyemi"),
+    ("Arjun Mehta", "platform", "Ben Adeyemi"),
+    ("Zoe Hartmann", "platform", "Ben Adeyemi"),
+    ("Oscar Lindgren", "data", "Hannah Kowalski"),
+    ("Nadia Petrova", "data", "Hannah Kowalski"),
+    ("Yusuf Demir", "data", "Hannah Kowalski"),
+    ("Samir Haddad", "security", "Noor Rahman"),
+    ("Elena Vasquez", "security", "Noor Rahman"),
+    ("Aisha Okafor", "risk-compliance", "Gareth Pryce"),
 )
+LEAVING = {"Liam O'Connor", "Jonas Berg"}
+
+
+def demo_email(name: str) -> str:
+    """The email address of a demo person: the persona's, or ``first.last@example.com``."""
+    persona = _PERSONA_BY_NAME.get(name)
+    if persona:
+        return persona.email
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    local = ".".join("".join(ch for ch in part if ch.isalnum()) for part in ascii_name.split())
+    return f"{local.lower()}@example.com"
+
 
 SCOPES = (
     ("deploy", "Deploy a new version"),
@@ -153,16 +157,17 @@ class SystemSpec:
     slug: str
     criticality: str
     description: str
-    owners: tuple[str, ...]
+    owners: tuple[str, ...]  # names from PEOPLE
     entitlements: tuple[EntitlementSpec, ...]
 
 
 # Grants last weeks in dev, days in staging and hours in production; admin rights the least.
 SYSTEMS = (
     SystemSpec(
-        "payments-service", RiskTier.CRITICAL,
+        "payments-service",
+        RiskTier.CRITICAL,
         "Takes card payments and payouts; talks to the card networks.",
-        ("owner@example.com", "tobias.reinholt@example.com"),
+        ("Olivia Brandt", "Tobias Reinholt"),
         (
             _e("dev", "developer", "Developer", "deploy rollback read-logs db-read", days=30),
             _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
@@ -174,9 +179,10 @@ SYSTEMS = (
         ),
     ),
     SystemSpec(
-        "ledger-api", RiskTier.CRITICAL,
+        "ledger-api",
+        RiskTier.CRITICAL,
         "The double-entry ledger every payment and payout is booked in.",
-        ("owner@example.com", "amara.nwosu@example.com"),
+        ("Olivia Brandt", "Amara Nwosu"),
         (
             _e("dev", "developer", "Developer", "deploy read-logs db-read db-write", days=30),
             _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
@@ -186,27 +192,33 @@ SYSTEMS = (
         ),
     ),
     SystemSpec(
-        "vault", RiskTier.CRITICAL,
+        "vault",
+        RiskTier.CRITICAL,
         "HashiCorp Vault: secrets, database credentials and encryption keys for every service.",
-        ("noor.rahman@example.com", "grace.liu@example.com"),
+        ("Noor Rahman", "Grace Liu"),
         (
             _e("dev", "secrets-reader", "Secrets reader", "read-secrets", days=30),
             _e("dev", "secrets-writer", "Secrets writer", "read-secrets write-secrets", days=30),
             _e("staging", "secrets-reader", "Secrets reader", "read-secrets", days=14),
-            _e("staging", "secrets-writer", "Secrets writer", "read-secrets write-secrets",
-               days=7),
+            _e("staging", "secrets-writer", "Secrets writer", "read-secrets write-secrets", days=7),
             _e("prod", "secrets-reader", "Secrets reader", "read-secrets", hours=4),
             _e("prod", "secrets-writer", "Secrets writer", "read-secrets write-secrets", hours=2),
             _e("prod", "administrator", "Administrator", "admin", hours=1),
         ),
     ),
     SystemSpec(
-        "k8s-platform", RiskTier.HIGH,
+        "k8s-platform",
+        RiskTier.HIGH,
         "The Kubernetes clusters every service runs on.",
-        ("ben.adeyemi@example.com", "mateo.silva@example.com"),
+        ("Ben Adeyemi", "Mateo Silva"),
         (
-            _e("dev", "namespace-admin", "Namespace admin", "deploy rollback read-logs admin",
-               days=30),
+            _e(
+                "dev",
+                "namespace-admin",
+                "Namespace admin",
+                "deploy rollback read-logs admin",
+                days=30,
+            ),
             _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
             _e("prod", "deployer", "Deployer", "deploy rollback", hours=8),
             _e("prod", "log-reader", "Log reader", "read-logs", hours=24),
@@ -214,9 +226,10 @@ SYSTEMS = (
         ),
     ),
     SystemSpec(
-        "ci-runners", RiskTier.MEDIUM,
+        "ci-runners",
+        RiskTier.MEDIUM,
         "The build and deploy runners behind every pipeline.",
-        ("chloe.dubois@example.com", "arjun.mehta@example.com"),
+        ("Chloé Dubois", "Arjun Mehta"),
         (
             _e("dev", "runner-admin", "Runner admin", "admin read-logs", days=30),
             _e("staging", "runner-admin", "Runner admin", "admin read-logs", days=14),
@@ -225,9 +238,10 @@ SYSTEMS = (
         ),
     ),
     SystemSpec(
-        "identity-provider", RiskTier.CRITICAL,
+        "identity-provider",
+        RiskTier.CRITICAL,
         "Customer and staff sign-in: OpenID Connect, SAML and MFA.",
-        ("kenji.watanabe@example.com", "sofia.marchetti@example.com"),
+        ("Kenji Watanabe", "Sofia Marchetti"),
         (
             _e("dev", "developer", "Developer", "deploy read-logs admin", days=30),
             _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
@@ -237,9 +251,10 @@ SYSTEMS = (
         ),
     ),
     SystemSpec(
-        "data-warehouse", RiskTier.HIGH,
+        "data-warehouse",
+        RiskTier.HIGH,
         "The analytics warehouse; holds pseudonymised customer and payment data.",
-        ("hannah.kowalski@example.com", "oscar.lindgren@example.com"),
+        ("Hannah Kowalski", "Oscar Lindgren"),
         (
             _e("dev", "analyst", "Analyst", "db-read db-write", days=30),
             _e("staging", "analyst", "Analyst", "db-read", days=14),
@@ -249,9 +264,10 @@ SYSTEMS = (
         ),
     ),
     SystemSpec(
-        "mobile-backend", RiskTier.MEDIUM,
+        "mobile-backend",
+        RiskTier.MEDIUM,
         "The API behind the iOS and Android apps.",
-        ("lucia.ferreira@example.com", "ethan.brooks@example.com"),
+        ("Lucia Ferreira", "Ethan Brooks"),
         (
             _e("dev", "developer", "Developer", "deploy rollback read-logs db-read", days=30),
             _e("staging", "deployer", "Deployer", "deploy rollback read-logs", days=14),
@@ -260,9 +276,10 @@ SYSTEMS = (
         ),
     ),
     SystemSpec(
-        "observability", RiskTier.MEDIUM,
+        "observability",
+        RiskTier.MEDIUM,
         "Metrics, traces and logs for every service (Grafana, Prometheus, Loki).",
-        ("zoe.hartmann@example.com", "arjun.mehta@example.com"),
+        ("Zoe Hartmann", "Arjun Mehta"),
         (
             _e("dev", "viewer", "Viewer", "read-logs", days=30),
             _e("staging", "viewer", "Viewer", "read-logs", days=30),
@@ -271,9 +288,10 @@ SYSTEMS = (
         ),
     ),
     SystemSpec(
-        "feature-flags", RiskTier.MEDIUM,
+        "feature-flags",
+        RiskTier.MEDIUM,
         "Feature flags and gradual roll-outs for the web and mobile apps.",
-        ("owner@example.com", "lucia.ferreira@example.com"),
+        ("Olivia Brandt", "Lucia Ferreira"),
         (
             _e("dev", "flag-editor", "Flag editor", "toggle-flags", days=30),
             _e("staging", "flag-editor", "Flag editor", "toggle-flags", days=14),
@@ -329,17 +347,20 @@ def demo_seed(*, actor: User) -> SeedResult:
             )
             created["teams"] += new
 
-        people: dict[str, User] = {}
-        for email, display_name, team_slug, manager_email, status in PEOPLE:
-            persona = _PERSONA_BY_EMAIL.get(email)
+        people: dict[str, User] = {}  # by name
+        for name, team_slug, manager_name in PEOPLE:
+            persona = _PERSONA_BY_NAME.get(name)
             # Scenery people get an unusable password: only the personas can sign in.
             password = DEMO_PASSWORD if persona else None
-            people[email], new = User.objects.get_or_create(
-                email=email,
+            status = (
+                User.EmploymentStatus.LEAVING if name in LEAVING else User.EmploymentStatus.ACTIVE
+            )
+            people[name], new = User.objects.get_or_create(
+                email=demo_email(name),
                 defaults={
-                    "display_name": display_name,
+                    "display_name": name,
                     "team": teams[team_slug],
-                    "manager": people[manager_email] if manager_email else None,
+                    "manager": people[manager_name] if manager_name else None,
                     "employment_status": status,
                     "is_staff": bool(persona and persona.is_staff),
                     # A callable, so the slow hash is computed only for new rows.
@@ -348,7 +369,7 @@ def demo_seed(*, actor: User) -> SeedResult:
             )
             created["people"] += new
             if new and persona and persona.groups:
-                people[email].groups.add(*Group.objects.filter(name__in=persona.groups))
+                people[name].groups.add(*Group.objects.filter(name__in=persona.groups))
 
         scopes: dict[str, Scope] = {}
         for slug, description in SCOPES:
@@ -365,7 +386,7 @@ def demo_seed(*, actor: User) -> SeedResult:
             created["environments"] += new
 
         for spec in SYSTEMS:
-            owners = [people[email] for email in spec.owners]
+            owners = [people[name] for name in spec.owners]
             system, new = System.objects.get_or_create(
                 slug=spec.slug,
                 defaults={
@@ -395,7 +416,7 @@ def demo_seed(*, actor: User) -> SeedResult:
                     entitlement.owners.add(*owners)
 
         for persona in PERSONAS:
-            user = people[persona.email]
+            user = people[persona.display_name]
             if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
                 device = TOTPDevice.new_for(user)
                 device.confirmed = True
@@ -416,12 +437,10 @@ def persona_lines() -> list[str]:
     """Two lines per demo persona: role, name, email and password; TOTP secret and how to get
     the current code. A single hint line if the demo data has not been loaded."""
     users = {
-        u.email: u
-        for u in User.objects.filter(email__in=_PERSONA_BY_EMAIL).select_related("team")
+        u.email: u for u in User.objects.filter(email__in=_PERSONA_BY_EMAIL).select_related("team")
     }
     devices = {
-        d.user_id: d
-        for d in TOTPDevice.objects.filter(user__in=users.values(), confirmed=True)
+        d.user_id: d for d in TOTPDevice.objects.filter(user__in=users.values(), confirmed=True)
     }
     if not users:
         return ["  No demo personas yet: run `python manage.py seed_demo` to load them."]
@@ -437,14 +456,13 @@ def persona_lines() -> list[str]:
         )
         device = devices.get(user.pk)
         if device is None:
-            secret = "(no authenticator enrolled; run seed_demo again)"
+            totp_key = "(no authenticator enrolled; run seed_demo again)"
         else:
             try:
-                secret = device.base32_key
+                totp_key = device.base32_key
             except ValueError:
-                secret = "(unreadable: FIELD_ENCRYPTION_KEYS changed since seeding)"
+                totp_key = "(unreadable: FIELD_ENCRYPTION_KEYS changed since seeding)"
         lines.append(
-            f"  {'':<15} TOTP secret: {secret}"
-            f"   current code: python manage.py totp {user.email}"
+            f"      TOTP secret: {totp_key}   current code: python manage.py totp {user.email}"
         )
     return lines

@@ -14,7 +14,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.auth import is_verified
+from portal.auth import is_verified, signed_in_user
 from portal.forms import CodeForm, EnrolForm
 from portal.middleware import mfa_not_required
 from portal.services import mfa
@@ -50,13 +50,13 @@ def _grouped(secret: str) -> str:
 @mfa_not_required
 @require_http_methods(["GET", "POST"])
 def enrol(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    if mfa.has_confirmed_device(user):  # type: ignore[arg-type]
+    user = signed_in_user(request)
+    if mfa.has_confirmed_device(user):
         return _with_next("mfa_verify", _safe_next(request))
-    device = mfa.pending_totp(user)  # type: ignore[arg-type]
+    device = mfa.pending_totp(user)
     form = EnrolForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        result, codes = mfa.mfa_enrol(request=request, user=user, code=form.cleaned_data["code"])  # type: ignore[arg-type]
+        result, codes = mfa.mfa_enrol(request=request, user=user, code=form.cleaned_data["code"])
         if result.ok:
             request.session[_NEW_CODES] = codes
             request.session[_NEW_CODES_NEXT] = _safe_next(request)
@@ -87,14 +87,14 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
 @mfa_not_required
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    if not mfa.has_confirmed_device(user):  # type: ignore[arg-type]
+    user = signed_in_user(request)
+    if not mfa.has_confirmed_device(user):
         return _with_next("mfa_enrol", _safe_next(request))
     step_up = is_verified(user)
     form = CodeForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
-        result = mfa.mfa_verify(request=request, user=user, code=form.cleaned_data["code"])  # type: ignore[arg-type]
+        result = mfa.mfa_verify(request=request, user=user, code=form.cleaned_data["code"])
         if result.ok:
             if result.backup_codes_left is not None:
                 level = messages.WARNING if result.backup_codes_left <= 3 else messages.INFO
@@ -116,12 +116,11 @@ def verify(request: HttpRequest) -> HttpResponse:
 @never_cache
 def security(request: HttpRequest) -> HttpResponse:
     """The person's own second-factor page: devices, backup codes left, regenerate."""
-    user = request.user
-    totp = mfa.confirmed_totp(user)  # type: ignore[arg-type]
-    backup = user.backupcodedevice_set.first()  # type: ignore[union-attr]
+    user = signed_in_user(request)
+    totp = mfa.confirmed_totp(user)
     context = {
         "totp": totp,
-        "backup_left": backup.remaining() if backup else 0,
+        "backup_left": mfa.backup_codes_left(user),
         "fresh": mfa.mfa_is_fresh(request),
     }
     return render(request, "portal/account_security.html", context)
@@ -132,7 +131,7 @@ def backup_codes_regenerate(request: HttpRequest) -> HttpResponse:
     if not mfa.mfa_is_fresh(request):
         messages.info(request, "Confirm it's you before generating new backup codes.")
         return _with_next("mfa_verify", reverse("account_security"))
-    codes = mfa.mfa_backup_codes_regenerate(request=request, user=request.user)  # type: ignore[arg-type]
+    codes = mfa.mfa_backup_codes_regenerate(request=request, user=signed_in_user(request))
     request.session[_NEW_CODES] = codes
     request.session[_NEW_CODES_NEXT] = reverse("account_security")
     return redirect("mfa_backup_codes")

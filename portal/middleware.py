@@ -64,6 +64,6 @@ class MFARequiredMiddleware:
 
         from portal.services.mfa import has_confirmed_device
 
-        target = "mfa_verify" if has_confirmed_device(user) else "mfa_enrol"  # type: ignore[arg-type]
+        target = "mfa_verify" if has_confirmed_device(user) else "mfa_enrol"
         query = urlencode({"next": request.get_full_path()})
         return HttpResponseRedirect(f"{reverse(target)}?{query}")

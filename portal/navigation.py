@@ -47,4 +47,3 @@ def items_for(request: HttpRequest) -> list[dict[str, object]]:
         active = path == "/" if item.prefix == "/" else path.startswith(item.prefix)
         result.append({"label": item.label, "url": reverse(item.url_name), "active": active})
     return result
-

@@ -94,8 +94,9 @@ def enrol_totp(user: User) -> TOTPDevice:
 
 def current_code(device: TOTPDevice, *, offset_steps: int = 0) -> str:
     device.refresh_from_db()
-    value = totp(device.bin_key, step=device.step, digits=device.digits,
-                 t0=-offset_steps * device.step)
+    value = totp(
+        device.bin_key, step=device.step, digits=device.digits, t0=-offset_steps * device.step
+    )
     return f"{value:0{device.digits}d}"
 
 

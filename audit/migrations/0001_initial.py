@@ -4,38 +4,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('occurred_at', models.DateTimeField(db_index=True)),
-                ('actor_id', models.BigIntegerField(db_index=True, null=True)),
-                ('actor_name', models.CharField(max_length=254)),
-                ('actor_kind', models.CharField(choices=[('human', 'Human'), ('service', 'Service'), ('system', 'System'), ('anonymous', 'Anonymous')], max_length=10)),
-                ('action', models.CharField(db_index=True, max_length=64)),
-                ('target_type', models.CharField(blank=True, max_length=100)),
-                ('target_id', models.CharField(blank=True, max_length=64)),
-                ('target_repr', models.CharField(blank=True, max_length=200)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=512)),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('session_hash', models.CharField(blank=True, max_length=64)),
-                ('mfa_method', models.CharField(blank=True, max_length=20)),
-                ('mfa_age_seconds', models.IntegerField(blank=True, null=True)),
-                ('code_version', models.CharField(max_length=64)),
-                ('deployment', models.CharField(max_length=64)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("occurred_at", models.DateTimeField(db_index=True)),
+                ("actor_id", models.BigIntegerField(db_index=True, null=True)),
+                ("actor_name", models.CharField(max_length=254)),
+                (
+                    "actor_kind",
+                    models.CharField(
+                        choices=[
+                            ("human", "Human"),
+                            ("service", "Service"),
+                            ("system", "System"),
+                            ("anonymous", "Anonymous"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("action", models.CharField(db_index=True, max_length=64)),
+                ("target_type", models.CharField(blank=True, max_length=100)),
+                ("target_id", models.CharField(blank=True, max_length=64)),
+                ("target_repr", models.CharField(blank=True, max_length=200)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=512)),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                ("session_hash", models.CharField(blank=True, max_length=64)),
+                ("mfa_method", models.CharField(blank=True, max_length=20)),
+                ("mfa_age_seconds", models.IntegerField(blank=True, null=True)),
+                ("code_version", models.CharField(max_length=64)),
+                ("deployment", models.CharField(max_length=64)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['target_type', 'target_id'], name='audit_target_idx')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["target_type", "target_id"], name="audit_target_idx")
+                ],
             },
         ),
     ]

@@ -22,7 +22,7 @@ def random_totp_key() -> bytes:
     return secrets.token_bytes(20)
 
 
-class TOTPDevice(ThrottlingMixin, Device):  # type: ignore[misc]
+class TOTPDevice(ThrottlingMixin, Device):
     """An RFC 6238 authenticator app. The key is stored encrypted; failures throttle the user."""
 
     encrypted_key = models.TextField()
@@ -64,7 +64,12 @@ class TOTPDevice(ThrottlingMixin, Device):  # type: ignore[misc]
         issuer = settings.OTP_TOTP_ISSUER
         label = quote(f"{issuer}:{self.user.email}")
         query = urlencode(
-            {"secret": self.base32_key, "issuer": issuer, "digits": self.digits, "period": self.step}
+            {
+                "secret": self.base32_key,
+                "issuer": issuer,
+                "digits": self.digits,
+                "period": self.step,
+            }
         )
         return f"otpauth://totp/{label}?{query}"
 
@@ -109,7 +114,7 @@ def normalize_backup_code(code: str) -> str:
     return "".join(ch for ch in code.lower() if ch.isalnum())
 
 
-class BackupCodeDevice(Device):  # type: ignore[misc]
+class BackupCodeDevice(Device):
     """A set of one-time backup codes; only keyed digests are stored."""
 
     class Meta:
@@ -140,3 +145,6 @@ class BackupCode(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["device", "digest"], name="unique_backup_code")
         ]
+
+    def __str__(self) -> str:
+        return f"backup code {self.pk} ({'used' if self.used_at else 'unused'})"

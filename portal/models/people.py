@@ -97,7 +97,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         get_user=get_history_user, excluded_fields=["password", "last_login"]
     )
 
-    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
+    objects: ClassVar[UserManager] = UserManager()
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"

@@ -10,7 +10,7 @@ class Session(AbstractBaseSession):
     user_id = models.BigIntegerField(null=True, db_index=True)
 
     @classmethod
-    def get_session_store_class(cls):  # type: ignore[no-untyped-def]
+    def get_session_store_class(cls) -> type:
         from portal.sessions import SessionStore
 
         return SessionStore

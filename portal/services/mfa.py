@@ -45,6 +45,10 @@ def confirmed_totp(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
+def backup_codes_left(user: User) -> int:
+    return BackupCode.objects.filter(device__user=user, used_at__isnull=True).count()
+
+
 def has_confirmed_device(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
@@ -58,7 +62,9 @@ def pending_totp(user: User) -> TOTPDevice:
     return device
 
 
-def _mark_verified(request: HttpRequest, device: TOTPDevice | BackupCodeDevice, method: str) -> None:
+def _mark_verified(
+    request: HttpRequest, device: TOTPDevice | BackupCodeDevice, method: str
+) -> None:
     django_otp.login(request, device)
     # A new session key after the second factor: a key seen before the OTP step is worthless.
     request.session.cycle_key()
@@ -89,8 +95,9 @@ def _throttled(device: TOTPDevice) -> int:
 def _fail(request: HttpRequest, user: User, device: TOTPDevice, reason: str) -> VerifyResult:
     device.throttle_increment(commit=False)
     device.save(update_fields=["throttling_failure_count", "throttling_failure_timestamp"])
-    record(actor=user, action="auth.mfa.failed", target=user, data={"reason": reason},
-           request=request)
+    record(
+        actor=user, action="auth.mfa.failed", target=user, data={"reason": reason}, request=request
+    )
     messages = {
         "replayed": "That code has already been used. Wait for the next code from your app.",
         "wrong": "That code is not right. Check your authenticator app and try again.",
@@ -110,8 +117,13 @@ def mfa_verify(*, request: HttpRequest, user: User, code: str) -> VerifyResult:
         return VerifyResult(ok=False, error="You have no authenticator enrolled yet.")
     wait = _throttled(totp)
     if wait:
-        record(actor=user, action="auth.mfa.failed", target=user, data={"reason": "throttled"},
-               request=request)
+        record(
+            actor=user,
+            action="auth.mfa.failed",
+            target=user,
+            data={"reason": "throttled"},
+            request=request,
+        )
         return VerifyResult(
             ok=False,
             retry_after=wait,
@@ -124,11 +136,22 @@ def mfa_verify(*, request: HttpRequest, user: User, code: str) -> VerifyResult:
         if outcome != "ok":
             return _fail(request, user, totp, outcome)
         totp.throttle_reset(commit=False)
-        totp.save(update_fields=["last_t", "drift", "throttling_failure_count",
-                                 "throttling_failure_timestamp"])
+        totp.save(
+            update_fields=[
+                "last_t",
+                "drift",
+                "throttling_failure_count",
+                "throttling_failure_timestamp",
+            ]
+        )
         _mark_verified(request, totp, "totp")
-        record(actor=user, action="auth.mfa.verified", target=user, data={"method": "totp"},
-               request=request)
+        record(
+            actor=user,
+            action="auth.mfa.verified",
+            target=user,
+            data={"method": "totp"},
+            request=request,
+        )
         return VerifyResult(ok=True, method="totp")
 
     backup = BackupCodeDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
@@ -137,8 +160,13 @@ def mfa_verify(*, request: HttpRequest, user: User, code: str) -> VerifyResult:
     totp.throttle_reset()
     left = backup.remaining()
     _mark_verified(request, backup, "backup_code")
-    record(actor=user, action="auth.mfa.backup_code_used", target=user,
-           data={"backup_codes_left": left}, request=request)
+    record(
+        actor=user,
+        action="auth.mfa.backup_code_used",
+        target=user,
+        data={"backup_codes_left": left},
+        request=request,
+    )
     return VerifyResult(ok=True, method="backup_code", backup_codes_left=left)
 
 
@@ -171,8 +199,11 @@ def mfa_enrol(*, request: HttpRequest, user: User, code: str) -> tuple[VerifyRes
         return VerifyResult(ok=False, error="The enrolment expired. Scan the new code."), []
     wait = _throttled(device)
     if wait:
-        return VerifyResult(ok=False, retry_after=wait,
-                            error=f"Too many wrong codes. Wait {wait} seconds before trying again."), []
+        return VerifyResult(
+            ok=False,
+            retry_after=wait,
+            error=f"Too many wrong codes. Wait {wait} seconds before trying again.",
+        ), []
     cleaned = code.strip().replace(" ", "")
     if not (cleaned.isdigit() and len(cleaned) == device.digits):
         return _fail(request, user, device, "wrong"), []
@@ -186,8 +217,13 @@ def mfa_enrol(*, request: HttpRequest, user: User, code: str) -> tuple[VerifyRes
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
     codes = _replace_backup_codes(user)
     _mark_verified(request, device, "totp")
-    record(actor=user, action="auth.mfa.enrolled", target=user,
-           data={"device": device.name, "backup_codes_issued": len(codes)}, request=request)
+    record(
+        actor=user,
+        action="auth.mfa.enrolled",
+        target=user,
+        data={"device": device.name, "backup_codes_issued": len(codes)},
+        request=request,
+    )
     return VerifyResult(ok=True, method="totp"), codes
 
 
@@ -196,8 +232,13 @@ def mfa_backup_codes_regenerate(*, request: HttpRequest, user: User) -> list[str
     """Replace all of ``user``'s backup codes; the old ones stop working at once."""
     User.objects.select_for_update().get(pk=user.pk)
     codes = _replace_backup_codes(user)
-    record(actor=user, action="auth.mfa.backup_codes_regenerated", target=user,
-           data={"backup_codes_issued": len(codes)}, request=request)
+    record(
+        actor=user,
+        action="auth.mfa.backup_codes_regenerated",
+        target=user,
+        data={"backup_codes_issued": len(codes)},
+        request=request,
+    )
     return codes
 
 
@@ -212,5 +253,6 @@ def mfa_reset(*, user: User, actor: User, reason: str, request: HttpRequest | No
     TOTPDevice.objects.filter(user=user).delete()
     BackupCodeDevice.objects.filter(user=user).delete()
     user_sessions_end(user=user)
-    record(actor=actor, action="auth.mfa.reset", target=user, data={"reason": reason},
-           request=request)
+    record(
+        actor=actor, action="auth.mfa.reset", target=user, data={"reason": reason}, request=request
+    )

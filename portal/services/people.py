@@ -49,8 +49,13 @@ def user_set_employment_status(
     locked.employment_status = status
     with acting_as(actor):
         locked.save(update_fields=["employment_status"])
-    record(actor=actor, action="user.changed", target=locked,
-           data={"employment_status": {"before": before, "after": status}}, request=request)
+    record(
+        actor=actor,
+        action="user.changed",
+        target=locked,
+        data={"employment_status": {"before": before, "after": status}},
+        request=request,
+    )
     user.employment_status = status
     if status == User.EmploymentStatus.LEFT:
         user_deactivate(user=locked, actor=actor, reason="left the organisation", request=request)

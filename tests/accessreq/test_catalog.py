@@ -18,8 +18,13 @@ def catalog(db, owner):
     items = [
         EntitlementFactory(system=payments, environment=dev, name="Deployer", slug="deployer"),
         EntitlementFactory(system=payments, environment=prod, name="Deployer", slug="deployer"),
-        EntitlementFactory(system=vault, environment=prod, name="Secret reader",
-                           slug="secret-reader", scopes=["read-secrets"]),
+        EntitlementFactory(
+            system=vault,
+            environment=prod,
+            name="Secret reader",
+            slug="secret-reader",
+            scopes=["read-secrets"],
+        ),
     ]
     items[1].owners.add(owner)
     return items

@@ -32,9 +32,12 @@ def test_instance_save_is_refused(event) -> None:
 
 @pytest.mark.django_db
 def test_raw_sql_delete_is_refused(event) -> None:
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM audit_auditevent")
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM audit_auditevent")
     assert AuditEvent.objects.filter(pk=event.pk).exists()
 
 
@@ -48,9 +51,12 @@ def test_orm_delete_is_refused(event) -> None:
 @pytest.mark.django_db
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="TRUNCATE exists on PostgreSQL only")
 def test_truncate_is_refused_on_postgresql(event) -> None:
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE audit_auditevent")
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("TRUNCATE audit_auditevent")
     assert AuditEvent.objects.count() == 1
 
 
@@ -72,8 +78,9 @@ def test_event_rolls_back_with_its_change(requester) -> None:
 @pytest.mark.django_db
 def test_event_carries_actor_target_request_and_version(verified_client, requester) -> None:
     client = verified_client(requester)
-    client.post("/accounts/logout/", HTTP_USER_AGENT="pytest-agent/1.0",
-                HTTP_X_REQUEST_ID="req-12345678")
+    client.post(
+        "/accounts/logout/", HTTP_USER_AGENT="pytest-agent/1.0", HTTP_X_REQUEST_ID="req-12345678"
+    )
     event = AuditEvent.objects.get(action="auth.logout")
     assert event.actor_id == requester.pk
     assert event.actor_kind == "human"

@@ -18,7 +18,9 @@ def test_login_and_logout_are_recorded(client, requester) -> None:
     enrol_totp(requester)
     password_login(client, requester)
     client.post("/accounts/logout/")
-    actions = list(AuditEvent.objects.filter(actor_id=requester.pk).values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(actor_id=requester.pk).values_list("action", flat=True)
+    )
     assert actions == ["auth.login", "auth.logout"]
 
 
@@ -38,8 +40,10 @@ def test_signup_is_closed(client) -> None:
     response = client.get("/accounts/signup/")
     assert response.status_code == 200
     assert "closed" in response.content.decode().lower()
-    client.post("/accounts/signup/", {"email": "new@example.com", "password1": "x" * 20,
-                                      "password2": "x" * 20})
+    client.post(
+        "/accounts/signup/",
+        {"email": "new@example.com", "password1": "x" * 20, "password2": "x" * 20},
+    )
     from portal.models import User
 
     assert not User.objects.filter(email="new@example.com").exists()

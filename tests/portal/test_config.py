@@ -12,13 +12,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = "import django; django.setup()"
+# Variables of the test run (the database under test, the browser tests' async switch) that a
+# fresh start-up must not inherit.
+_INHERITED = {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
 
 
 def _start(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env = {k: v for k, v in os.environ.items() if k not in _INHERITED}
     env.update({"DJANGO_SETTINGS_MODULE": "portal.settings", "GATEHOUSE_VAR_DIR": str(tmp_path)})
     env.update(env_overrides)
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "-c", CHECK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
 
@@ -58,12 +61,16 @@ def test_bad_setting_stops_start_up_naming_the_variable(overrides, named, tmp_pa
 
 
 def test_production_settings_start_and_pass_deploy_checks(tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env = {k: v for k, v in os.environ.items() if k not in _INHERITED}
     env.update(PRODUCTION_OK)
     env.update({"DJANGO_SETTINGS_MODULE": "portal.settings", "GATEHOUSE_VAR_DIR": str(tmp_path)})
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

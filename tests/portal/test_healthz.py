@@ -44,9 +44,20 @@ def test_health_is_public_and_ok_with_the_configured_broker(client) -> None:
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 def test_health_turns_503_when_the_broker_stops(client, broker_url, tmp_path) -> None:
     port = _free_port()
-    server = subprocess.Popen(  # noqa: S603
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",  # noqa: S607
-         "--appendonly", "no", "--dir", str(tmp_path)],
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:

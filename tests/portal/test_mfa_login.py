@@ -10,8 +10,14 @@ from audit.models import AuditEvent
 from portal.models import TOTPDevice
 from tests.conftest import current_code, enrol_totp, password_login
 
-PROTECTED = ["/", "/catalog/", "/admin/", "/admin/portal/user/", "/account/security/",
-             "/catalog/?q=payments&tier=high"]
+PROTECTED = [
+    "/",
+    "/catalog/",
+    "/admin/",
+    "/admin/portal/user/",
+    "/account/security/",
+    "/catalog/?q=payments&tier=high",
+]
 
 
 @pytest.mark.django_db
@@ -19,9 +25,10 @@ PROTECTED = ["/", "/catalog/", "/admin/", "/admin/portal/user/", "/account/secur
 def test_anonymous_is_sent_to_login(client: Client, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 302
-    assert response["Location"].startswith("/accounts/login/") or "/admin/login/" in response[
-        "Location"
-    ]
+    assert (
+        response["Location"].startswith("/accounts/login/")
+        or "/admin/login/" in response["Location"]
+    )
 
 
 @pytest.mark.django_db
@@ -79,8 +86,9 @@ def test_wrong_codes_are_throttled_with_a_clear_message(client, requester, setti
     settings.MFA_THROTTLE_FACTOR = 30
     device = enrol_totp(requester)
     password_login(client, requester)
-    first = client.post("/mfa/verify/", {"code": "000000" if current_code(device) != "000000"
-                                         else "111111"})
+    first = client.post(
+        "/mfa/verify/", {"code": "000000" if current_code(device) != "000000" else "111111"}
+    )
     assert first.status_code == 400
     assert "not right" in first.content.decode()
     # The right code is not even checked while throttled.

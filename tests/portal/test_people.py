@@ -58,7 +58,9 @@ def test_leaving_the_organisation_deactivates(verified_client, security_admin, r
     requester.refresh_from_db()
     assert (requester.employment_status, requester.is_active) == ("left", False)
     assert client.get("/").status_code == 302
-    assert list(AuditEvent.objects.exclude(action="auth.login").values_list("action", flat=True)) == [
+    assert list(
+        AuditEvent.objects.exclude(action="auth.login").values_list("action", flat=True)
+    ) == [
         "user.changed",
         "user.deactivated",
     ]

@@ -14,6 +14,15 @@ from django.db import transaction
 from portal.demo import COUNTED, demo_seed, persona_lines
 from portal.models import User
 
+_SINGULAR = {"people": "person"}
+
+
+def _count(number: int, kind: str) -> str:
+    """``3 teams``, ``1 team``, ``1 person``."""
+    if number == 1:
+        kind = _SINGULAR.get(kind, kind.removesuffix("s"))
+    return f"{number} {kind}"
+
 
 class Command(BaseCommand):
     help = (
@@ -39,13 +48,13 @@ class Command(BaseCommand):
         with transaction.atomic():
             result = demo_seed(actor=User.objects.system_actor())
 
-        totals = ", ".join(f"{result.totals[kind]} {kind}" for kind in COUNTED)
-        made = [f"{result.created[kind]} {kind}" for kind in COUNTED if result.created[kind]]
+        totals = ", ".join(_count(result.totals[kind], kind) for kind in COUNTED)
+        made = [_count(result.created[kind], kind) for kind in COUNTED if result.created[kind]]
         self.stdout.write(f"Demo data ready: {totals}.")
         if made:
             self.stdout.write(self.style.SUCCESS(f"Created this run: {', '.join(made)}."))
         else:
-            self.stdout.write("Nothing was missing; nothing was changed.")
+            self.stdout.write("Nothing was missing, so nothing was added.")
         self.stdout.write("")
         self.stdout.write(
             "Demo personas (DEMO ONLY: this password and these authenticator secrets are public):"

@@ -30,10 +30,32 @@ class Command(BaseCommand):
         var.mkdir(parents=True, exist_ok=True)
         commands = {
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
-            "worker": [python, "-m", "celery", "-A", "portal", "worker", "-l", "INFO",
-                       "--concurrency", "2", "-n", "worker@%h"],
-            "beat": [python, "-m", "celery", "-A", "portal", "beat", "-l", "INFO",
-                     "--pidfile", str(var / "celerybeat.pid")],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "-l",
+                "INFO",
+                "--concurrency",
+                "2",
+                "-n",
+                "worker@%h",
+            ],
+            "beat": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "beat",
+                "-l",
+                "INFO",
+                "--pidfile",
+                str(var / "celerybeat.pid"),
+            ],
         }
         procs: dict[str, subprocess.Popen[bytes]] = {}
         # Children get their own process group so one Ctrl-C here is handled once, in order.
@@ -75,7 +97,9 @@ class Command(BaseCommand):
         url = f"http://{host}:{port}/"
         lines = ["", f"Gatehouse is starting at {url}", ""]
         if not settings.PRODUCTION:
-            lines += ["Sign in as a demo persona (password, then a code from `manage.py totp EMAIL`):"]
+            lines += [
+                "Sign in as a demo persona (password, then a code from `manage.py totp EMAIL`):"
+            ]
             lines += persona_lines()
         lines += ["", "Press Ctrl-C to stop the web server, the worker and beat.", ""]
         self.stdout.write("\n".join(lines))
