@@ -12,7 +12,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" \
+		>$(VENV)/pip.log 2>&1 || (cat $(VENV)/pip.log; exit 1)
 	$(BIN)/uv sync --frozen --inexact --quiet
 	@touch $(STAMP)
 
@@ -22,7 +23,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --no-input -v 0
 
 run: migrate
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --no-personas
 	$(BIN)/python manage.py collectstatic --no-input -v 0
 	$(BIN)/python manage.py serve
 

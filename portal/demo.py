@@ -463,6 +463,7 @@ def persona_lines() -> list[str]:
             except ValueError:
                 totp_key = "(unreadable: FIELD_ENCRYPTION_KEYS changed since seeding)"
         lines.append(
-            f"      TOTP secret: {totp_key}   current code: python manage.py totp {user.email}"
+            f"      TOTP secret: {totp_key}   current code: "
+            f".venv/bin/python manage.py totp {user.email}"
         )
     return lines

@@ -200,7 +200,7 @@ else:
 _broker_dir = VAR_DIR / "broker"
 CELERY_BROKER_URL = env_url(
     "CELERY_BROKER_URL",
-    "filesystem://",
+    "filesystem://localhost/",
     schemes=("filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp", "memory"),
 )
 if CELERY_BROKER_URL.startswith("filesystem://"):

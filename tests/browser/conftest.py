@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Playwright, expect
 
 from portal.models import TOTPDevice, User
 from tests.conftest import current_code, enrol_totp
 from tests.factories import PASSWORD
-
-# Playwright's sync API keeps an event loop in the test thread; without this Django refuses the
-# ORM calls made by the tests and fixtures (SynchronousOnlyOperation).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,8 +46,17 @@ def _missing_browser_reason() -> str:
     )
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the journeys ``browser`` and run them last (after pytest-django's own ordering).
+
+    Running them last matters: from the moment Playwright starts until the end of the session,
+    the test thread has a running event loop and DJANGO_ALLOW_ASYNC_UNSAFE is set (see the
+    ``playwright`` fixture below), which no other test should run under.
+    """
     browser_items = [item for item in items if BROWSER_DIR in item.path.parents]
+    if not browser_items:
+        return
     skip = None
     if not CHROMIUM.exists() and not _browser_required():
         skip = pytest.mark.skip(reason=_missing_browser_reason())
@@ -58,6 +64,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.browser)
         if skip is not None:
             item.add_marker(skip)
+    chosen = set(browser_items)
+    items[:] = [item for item in items if item not in chosen] + browser_items
+
+
+@pytest.fixture(scope="session")
+def playwright(playwright: Playwright) -> Iterator[Playwright]:
+    """pytest-playwright's session, with Django's async-safety check off while it runs.
+
+    Playwright's sync API keeps an event loop running in the test thread; Django would then refuse
+    every ORM call of the tests and fixtures (SynchronousOnlyOperation). The variable is set only
+    while Playwright runs, not at import: set for the whole session it would also reach other
+    tests' subprocesses (``manage.py check --deploy`` warns about it).
+    """
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield playwright
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -92,8 +118,9 @@ def screenshot_dir() -> Path:
 # --- Helpers ----------------------------------------------------------------------------------
 
 
-def totp_step(now: float | None = None) -> int:
-    return int((time.time() if now is None else now) // TOTP_STEP)
+def totp_step() -> int:
+    """The current RFC 6238 time step (30-second window since the epoch)."""
+    return int(time.time() // TOTP_STEP)
 
 
 def wait_for_step_after(step: int) -> None:

@@ -6,7 +6,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,10 +20,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def broker_url() -> Iterator[callable]:  # type: ignore[valid-type]
+def broker_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Point the app at another broker; Celery reads CELERY_BROKER_URL before its own config."""
     original = celery_app.conf.broker_url
 
     def use(url: str) -> None:
+        monkeypatch.setenv("CELERY_BROKER_URL", url)
         celery_app.conf.broker_url = url
 
     yield use

@@ -37,6 +37,11 @@ class Command(BaseCommand):
             action="store_true",
             help="Seed even though settings.PRODUCTION is true (the personas' password is public).",
         )
+        parser.add_argument(
+            "--no-personas",
+            action="store_true",
+            help="Don't print the personas (make run prints them once the server is up).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.PRODUCTION and not options["force"]:
@@ -55,6 +60,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Created this run: {', '.join(made)}."))
         else:
             self.stdout.write("Nothing was missing, so nothing was added.")
+        if options["no_personas"]:
+            return
         self.stdout.write("")
         self.stdout.write(
             "Demo personas (DEMO ONLY: this password and these authenticator secrets are public):"
