@@ -8,11 +8,14 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
 
 from audit.db import install_append_only, remove_append_only
-from portal.models import TOTPDevice, User
+from portal.crypto import code_digests
+from portal.models import BackupCode, BackupCodeDevice, TOTPDevice, User
+from portal.models.mfa import new_backup_code, normalize_backup_code
 from portal.roles import AUDITOR, SECURITY_ADMIN
 from tests.factories import PASSWORD, UserFactory
 
@@ -85,10 +88,16 @@ def outsider(db: None) -> User:
 
 
 def enrol_totp(user: User) -> TOTPDevice:
-    """Give ``user`` a confirmed TOTP device (as the enrolment page would)."""
+    """Give ``user`` a confirmed TOTP device and a set of backup codes, as enrolment does."""
     device = TOTPDevice.new_for(user)
     device.confirmed = True
+    device.confirmed_at = timezone.now()
     device.save()
+    backup = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    BackupCode.objects.bulk_create(
+        BackupCode(device=backup, digest=code_digests(normalize_backup_code(new_backup_code()))[0])
+        for _ in range(10)
+    )
     return device
 
 

@@ -1,5 +1,7 @@
 """allauth adapter: accounts come from administrators, never from open sign-up."""
 
+from typing import Any
+
 from allauth.account.adapter import DefaultAccountAdapter
 from django.http import HttpRequest
 
@@ -7,3 +9,19 @@ from django.http import HttpRequest
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
+
+    def add_message(
+        self,
+        request: HttpRequest,
+        level: int,
+        message_template: str | None = None,
+        message_context: dict[str, Any] | None = None,
+        extra_tags: str = "",
+        message: str | None = None,
+    ) -> None:
+        # "Signed in" after the password alone would be untrue: the second factor comes next.
+        if message_template == "account/messages/logged_in.txt":
+            return
+        super().add_message(
+            request, level, message_template, message_context, extra_tags, message=message
+        )
