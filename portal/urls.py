@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from portal import mfa_views, views
+from portal import errors, mfa_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,6 +17,8 @@ urlpatterns = [
         mfa_views.backup_codes_regenerate,
         name="account_backup_codes_regenerate",
     ),
+    # Email addresses are identities managed by administrators, not by their holders.
+    path("accounts/email/", errors.not_found, name="account_email"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("", include("accessreq.urls")),
