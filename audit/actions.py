@@ -24,6 +24,12 @@ ACTIONS: dict[str, str] = {
     "admin.object.created": "An administrator created a record",
     "admin.object.changed": "An administrator changed a record",
     "admin.object.deleted": "An administrator deleted a record",
+    # The ledger itself
+    "audit.checkpoint.signed": "A checkpoint (signed tree head) was signed",
+    "audit.checkpoint.anchored": "A checkpoint was written outside the database",
+    "audit.key.rotated": "The checkpoint-signing key was rotated",
+    "audit.exported": "Audit events were exported as an evidence bundle",
+    "alert.ledger.verification_failed": "Ledger verification found a problem",
     # Demo data
     "demo.seeded": "Demo data was loaded",
 }

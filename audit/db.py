@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-APPEND_ONLY_TABLES = ("audit_auditevent",)
+APPEND_ONLY_TABLES = ("audit_auditevent", "audit_checkpoint")
 
 
 def _statements(vendor: str, table: str) -> tuple[list[str], list[str]]:
@@ -60,17 +60,17 @@ def _statements(vendor: str, table: str) -> tuple[list[str], list[str]]:
     raise NotImplementedError(f"No append-only triggers for database vendor {vendor!r}.")
 
 
-def install_append_only(connection: Any) -> None:
+def install_append_only(connection: Any, tables: tuple[str, ...] = APPEND_ONLY_TABLES) -> None:
     with connection.cursor() as cursor:
-        for table in APPEND_ONLY_TABLES:
+        for table in tables:
             install, remove = _statements(connection.vendor, table)
             for sql in remove + install:
                 cursor.execute(sql)
 
 
-def remove_append_only(connection: Any) -> None:
+def remove_append_only(connection: Any, tables: tuple[str, ...] = APPEND_ONLY_TABLES) -> None:
     with connection.cursor() as cursor:
-        for table in APPEND_ONLY_TABLES:
+        for table in tables:
             _, remove = _statements(connection.vendor, table)
             for sql in remove:
                 cursor.execute(sql)

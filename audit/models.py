@@ -7,7 +7,11 @@ from django.db import models
 
 
 class AuditEvent(models.Model):
-    """One thing that happened: who (and how authenticated), what, to what, from where, when."""
+    """One thing that happened: who (and how authenticated), what, to what, from where, when.
+
+    Each event is a leaf of the ledger's Merkle tree and carries the previous event's hash, so any
+    edit, deletion, insertion or reordering breaks the chain (see ``audit.canonical``).
+    """
 
     class ActorKind(models.TextChoices):
         HUMAN = "human", "Human"
@@ -15,7 +19,10 @@ class AuditEvent(models.Model):
         SYSTEM = "system", "System"
         ANONYMOUS = "anonymous", "Anonymous"
 
-    occurred_at = models.DateTimeField(db_index=True)
+    sequence = models.BigIntegerField(unique=True, help_text="Gapless, from 1, in commit order.")
+    prev_hash = models.CharField(max_length=64, help_text="Leaf hash of the previous event.")
+    leaf_hash = models.CharField(max_length=64, help_text="SHA-256(0x00 || canonical event).")
+    occurred_at = models.DateTimeField(db_index=True, help_text="Database time.")
     # A plain id, not a foreign key: deleting a user must never touch the ledger.
     actor_id = models.BigIntegerField(null=True, db_index=True)
     actor_name = models.CharField(max_length=254)
@@ -33,10 +40,43 @@ class AuditEvent(models.Model):
     mfa_age_seconds = models.IntegerField(null=True, blank=True)
     code_version = models.CharField(max_length=64)
     deployment = models.CharField(max_length=64)
+    pipeline = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        ordering = ["id"]
+        ordering = ["sequence"]
         indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.action} by {self.actor_name}"
+        return f"#{self.sequence} {self.action} by {self.actor_name}"
+
+
+class SigningKey(models.Model):
+    """A published Ed25519 public key that has signed checkpoints; kept after rotation."""
+
+    key_id = models.CharField(max_length=16, unique=True)
+    public_key = models.CharField(max_length=64, help_text="Raw 32-byte public key, hex.")
+    created_at = models.DateTimeField()
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"key {self.key_id}"
+
+
+class Checkpoint(models.Model):
+    """A signed tree head: the Merkle root over the first ``tree_size`` events, signed."""
+
+    tree_size = models.BigIntegerField()
+    root_hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature, hex.")
+
+    class Meta:
+        ordering = ["tree_size", "id"]
+        get_latest_by = "tree_size"
+
+    def __str__(self) -> str:
+        return f"checkpoint of {self.tree_size} events"

@@ -2,22 +2,34 @@
 
 ``record`` must run inside the transaction of the change it records, so the event and the change
 commit or roll back together. It refuses action codes missing from ``audit.actions``.
+
+Writers are serialised: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by the
+database write lock that ``BEGIN IMMEDIATE`` takes. Under the lock the writer reads the chain head,
+assigns the next sequence number and the database time, and hashes the canonical event, so chain
+order is commit order and a rolled-back change leaves neither an event nor a gap.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Model
 from django.http import HttpRequest
-from django.utils import timezone
 
+from audit import merkle
 from audit.actions import describe
+from audit.canonical import GENESIS, canonical_bytes, event_payload
 from audit.models import AuditEvent
+
+# Any constant works; it only has to be the same in every process.
+_LEDGER_LOCK_KEY = 0x6761746568
 
 _USER_AGENT_MAX = 512
 
@@ -52,7 +64,7 @@ def _request_fields(request: HttpRequest | None) -> dict[str, Any]:
     if request is None:
         return {}
     fields: dict[str, Any] = {
-        "ip": request.META.get("REMOTE_ADDR") or None,
+        "ip": _normalised_ip(request.META.get("REMOTE_ADDR")),
         "user_agent": request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX],
         "request_id": getattr(request, "request_id", ""),
     }
@@ -68,6 +80,36 @@ def _request_fields(request: HttpRequest | None) -> dict[str, Any]:
     return fields
 
 
+def _normalised_ip(value: str | None) -> str | None:
+    # Stored the way PostgreSQL's inet prints it, so the hashed value is what reads back.
+    if not value:
+        return None
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        return None
+
+
+def lock_ledger() -> None:
+    """Take the ledger's writer lock for the rest of the current transaction."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LEDGER_LOCK_KEY])
+    # SQLite: the transaction began with BEGIN IMMEDIATE and already holds the write lock.
+
+
+def database_now() -> datetime:
+    """The database server's clock, so every writer stamps events from one clock."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT clock_timestamp()")
+            value = cursor.fetchone()[0]
+            return value.astimezone(UTC)
+        cursor.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
+        text = cursor.fetchone()[0]
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+
+
 def record(
     *,
     actor: Any,
@@ -75,21 +117,32 @@ def record(
     target: Model | tuple[str, Any, str] | None = None,
     data: dict[str, Any] | None = None,
     request: HttpRequest | None = None,
+    pipeline: dict[str, str] | None = None,
 ) -> AuditEvent:
     """Append one audit event for ``action`` by ``actor`` on ``target``.
 
     ``target`` is a model instance or a ``(type, id, repr)`` tuple; ``data`` is JSON-serialisable
-    detail (before/after values for a change). Never put secrets in ``data``.
+    detail (before/after values for a change); ``pipeline`` is the run id, stage and commit of a
+    pipeline caller. Never put secrets in ``data``.
     """
     describe(action)  # refuses unregistered codes
+    event = AuditEvent(
+        action=action,
+        # A JSON round trip first, so what is hashed is exactly what the database gives back.
+        data=json.loads(json.dumps(data or {}, allow_nan=False)),
+        pipeline=pipeline or {},
+        code_version=settings.CODE_VERSION,
+        deployment=settings.DEPLOYMENT_NAME,
+        **_actor_fields(actor),
+        **_target_fields(target),
+        **_request_fields(request),
+    )
     with transaction.atomic():
-        return AuditEvent.objects.create(
-            occurred_at=timezone.now(),
-            action=action,
-            data=data or {},
-            code_version=settings.CODE_VERSION,
-            deployment=settings.DEPLOYMENT_NAME,
-            **_actor_fields(actor),
-            **_target_fields(target),
-            **_request_fields(request),
-        )
+        lock_ledger()
+        head = AuditEvent.objects.order_by("-sequence").values("sequence", "leaf_hash").first()
+        event.sequence = head["sequence"] + 1 if head else 1
+        event.prev_hash = head["leaf_hash"] if head else GENESIS
+        event.occurred_at = database_now()
+        event.leaf_hash = merkle.leaf_hash(canonical_bytes(event_payload(event))).hex()
+        event.save(force_insert=True)
+    return event

@@ -18,9 +18,14 @@ class PortalConfig(AppConfig):
 
 def _ensure_groups(**kwargs: object) -> None:
     """Groups and their permissions exist after every migrate (and after test flushes)."""
+    from django.db import connections
+
     from portal.roles import ensure_groups
 
-    ensure_groups()
+    connection = connections[str(kwargs.get("using", "default"))]
+    # A partial migrate (one app, or a rollback) may leave the auth tables absent.
+    if "auth_group_permissions" in connection.introspection.table_names():
+        ensure_groups()
 
 
 class GatehouseAdminConfig(admin_apps.AdminConfig):

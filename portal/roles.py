@@ -59,3 +59,8 @@ def is_security_admin(user: Any) -> bool:
 
 def is_auditor(user: Any) -> bool:
     return bool(user.is_authenticated and user.in_group(AUDITOR))
+
+
+def can_read_audit(user: Any) -> bool:
+    """Auditors (read-only) and security admins may search and export the ledger."""
+    return is_auditor(user) or is_security_admin(user)

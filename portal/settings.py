@@ -77,6 +77,25 @@ for _key in _field_keys:
 # The first key encrypts; all of them decrypt, so keys can be rotated.
 FIELD_ENCRYPTION_KEYS = _field_keys
 
+# --- Audit ledger signing and anchoring --------------------------------------------------------
+
+# The Ed25519 key that signs checkpoints: a PEM file (AUDIT_SIGNING_KEY_FILE) or the PEM text
+# itself (AUDIT_SIGNING_KEY). The embedded default generates a file under var/ on first use.
+AUDIT_SIGNING_KEY = env_str("AUDIT_SIGNING_KEY", "")
+AUDIT_SIGNING_KEY_FILE = env_str(
+    "AUDIT_SIGNING_KEY_FILE", "" if PRODUCTION else str(VAR_DIR / "audit-signing-key.pem")
+)
+if PRODUCTION and not (AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE):
+    raise ImproperlyConfigured("AUDIT_SIGNING_KEY_FILE or AUDIT_SIGNING_KEY must be set.")
+# Each new checkpoint is also written outside the database, so a rewrite of the database by
+# whoever controls it is caught: an append-only JSON Lines file and/or a webhook.
+AUDIT_ANCHOR_FILE = env_str(
+    "AUDIT_ANCHOR_FILE", "" if PRODUCTION else str(VAR_DIR / "audit-anchors.jsonl")
+)
+AUDIT_ANCHOR_URL = env_str("AUDIT_ANCHOR_URL", "")
+if AUDIT_ANCHOR_URL:
+    env_url("AUDIT_ANCHOR_URL", AUDIT_ANCHOR_URL, schemes=("http", "https"))
+
 # --- Hosts and URLs ------------------------------------------------------------------------
 
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
@@ -227,6 +246,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.tasks.clear_expired_sessions",
         "schedule": 3600.0,
     },
+    "audit-checkpoint": {"task": "audit.tasks.checkpoint_sign", "schedule": 300.0},
+    "audit-verify": {"task": "audit.tasks.ledger_verify", "schedule": 3600.0},
 }
 
 # --- Authentication ------------------------------------------------------------------------

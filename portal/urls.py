@@ -22,6 +22,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("", include("accessreq.urls")),
+    path("", include("audit.urls")),
 ]
 
 handler404 = "portal.errors.not_found"

@@ -26,3 +26,7 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns 
 # (WAL + BEGIN IMMEDIATE + busy timeout), not shared-cache table locks that fail at once.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+
+# Tests that exercise anchoring point this at their own temporary file.
+AUDIT_ANCHOR_FILE = ""
+AUDIT_SIGNING_KEY_FILE = str(VAR_DIR / "audit-signing-key.pem")  # noqa: F405

@@ -6,11 +6,11 @@ from audit.db import install_append_only, remove_append_only
 
 
 def forwards(apps, schema_editor):
-    install_append_only(schema_editor.connection)
+    install_append_only(schema_editor.connection, ("audit_auditevent",))
 
 
 def backwards(apps, schema_editor):
-    remove_append_only(schema_editor.connection)
+    remove_append_only(schema_editor.connection, ("audit_auditevent",))
 
 
 class Migration(migrations.Migration):

@@ -32,6 +32,7 @@ PRODUCTION_OK = {
     "FIELD_ENCRYPTION_KEYS": secrets.token_urlsafe(32),
     "ALLOWED_HOSTS": "gatehouse.example.com",
     "SITE_URL": "https://gatehouse.example.com",
+    "AUDIT_SIGNING_KEY_FILE": "/etc/gatehouse/audit-signing-key.pem",
 }
 
 
@@ -50,6 +51,8 @@ PRODUCTION_OK = {
         ({**PRODUCTION_OK, "SECRET_KEY": "short"}, "SECRET_KEY"),
         ({**PRODUCTION_OK, "ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS"),
         ({**PRODUCTION_OK, "FIELD_ENCRYPTION_KEYS": ""}, "FIELD_ENCRYPTION_KEYS"),
+        ({**PRODUCTION_OK, "AUDIT_SIGNING_KEY_FILE": ""}, "AUDIT_SIGNING_KEY"),
+        ({"AUDIT_ANCHOR_URL": "ftp://anchor.example.com"}, "AUDIT_ANCHOR_URL"),
     ],
 )
 def test_bad_setting_stops_start_up_naming_the_variable(overrides, named, tmp_path) -> None:
