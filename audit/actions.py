@@ -30,6 +30,7 @@ ACTIONS: dict[str, str] = {
     "audit.key.rotated": "The checkpoint-signing key was rotated",
     "audit.exported": "Audit events were exported as an evidence bundle",
     "alert.ledger.verification_failed": "Ledger verification found a problem",
+    "alert.ledger.anchor_failed": "A checkpoint could not be anchored outside the database",
     # Demo data
     "demo.seeded": "Demo data was loaded",
 }

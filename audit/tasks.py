@@ -36,16 +36,13 @@ class AnchorFailed(Exception):
     pass
 
 
-@shared_task(
-    name="audit.tasks.checkpoint_anchor",
-    acks_late=True,
-    autoretry_for=(AnchorFailed,),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    max_retries=8,
-)
-def checkpoint_anchor(checkpoint_id: int) -> None:
-    """Write a checkpoint to the anchor file and POST it to the anchor webhook (once each)."""
+@shared_task(name="audit.tasks.checkpoint_anchor", bind=True, acks_late=True, max_retries=8)
+def checkpoint_anchor(self: Any, checkpoint_id: int) -> None:
+    """Write a checkpoint to the anchor file and POST it to the anchor webhook (once each).
+
+    A failing webhook is retried with exponential backoff; when the retries run out, an alert
+    event says so (the checkpoint itself stays in the database either way).
+    """
     checkpoint = Checkpoint.objects.filter(pk=checkpoint_id).first()
     if checkpoint is None:
         return  # rolled back or from another database: nothing to anchor
@@ -73,7 +70,18 @@ def checkpoint_anchor(checkpoint_id: int) -> None:
                 anchored["webhook_status"] = response.status
         except OSError as exc:
             log.warning("Anchoring checkpoint %s to the webhook failed: %s", checkpoint.pk, exc)
-            raise AnchorFailed(str(exc)) from exc
+            if self.request.retries >= self.max_retries:
+                with transaction.atomic():
+                    record(
+                        actor=_system(),
+                        action="alert.ledger.anchor_failed",
+                        target=checkpoint,
+                        data={"error": str(exc)[:200], "attempts": self.request.retries + 1},
+                    )
+                return
+            raise self.retry(
+                exc=AnchorFailed(str(exc)), countdown=min(600, 2**self.request.retries * 5)
+            ) from exc
     if anchored:
         with transaction.atomic():
             record(
