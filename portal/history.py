@@ -12,16 +12,31 @@ from contextvars import ContextVar
 from typing import Any
 
 _acting: ContextVar[Any] = ContextVar("gatehouse_history_actor", default=None)
+_caused_by: ContextVar[Any] = ContextVar("gatehouse_history_cause", default=None)
 
 
 @contextmanager
-def acting_as(actor: Any) -> Iterator[None]:
-    """Attribute history rows written inside the block to ``actor``."""
+def acting_as(actor: Any, *, caused_by: Any = None) -> Iterator[None]:
+    """Attribute history rows written inside the block to ``actor``.
+
+    A Celery task acts as the system actor; ``caused_by`` names the person whose action led to
+    it, and is written as the history row's change reason.
+    """
     token = _acting.set(actor)
+    cause = _caused_by.set(caused_by)
     try:
         yield
     finally:
         _acting.reset(token)
+        _caused_by.reset(cause)
+
+
+def change_reason() -> str:
+    """The reason to write on history rows in this context ("" when none)."""
+    cause = _caused_by.get()
+    if cause is None:
+        return ""
+    return f"on behalf of {cause} (user #{cause.pk})"
 
 
 def get_history_user(instance: Any = None, request: Any = None, **_: Any) -> Any:

@@ -7,8 +7,10 @@ from typing import Any
 from allauth.account.signals import password_changed, password_reset
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
+from simple_history.signals import pre_create_historical_record
 
 from audit.services import record
+from portal.history import change_reason
 
 
 @receiver(user_logged_in)
@@ -37,3 +39,12 @@ def _password_reset(sender: Any, request: Any, user: Any, **kwargs: Any) -> None
 @receiver(password_changed)
 def _password_changed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     record(actor=user, action="auth.password.changed", target=user, request=request)
+
+
+@receiver(pre_create_historical_record)
+def _history_reason(sender: Any, history_instance: Any, **kwargs: Any) -> None:
+    # Work done by a task for a person: the row's user is the system actor, the reason names
+    # the person (see portal.history.acting_as).
+    reason = change_reason()
+    if reason and not history_instance.history_change_reason:
+        history_instance.history_change_reason = reason

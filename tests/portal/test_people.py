@@ -91,3 +91,16 @@ def test_history_without_a_request_is_attributed_to_the_system_actor(requester):
     system = User.objects.system_actor()
     assert latest.history_user_id == system.pk
     assert system.kind == "system" and not system.is_active and not system.has_usable_password()
+
+
+@pytest.mark.django_db
+def test_task_changes_carry_the_system_actor_and_the_person_who_caused_them(requester):
+    from portal.history import acting_as
+    from portal.models import Team
+
+    system = User.objects.system_actor()
+    with acting_as(system, caused_by=requester):
+        team = Team.objects.create(name="Night shift", slug="night-shift")
+    row = team.history.latest()
+    assert row.history_user_id == system.pk
+    assert row.history_change_reason == f"on behalf of Dev Requester (user #{requester.pk})"
