@@ -20,12 +20,12 @@ _MANAGED = {
         "clockedschedule",
     ],
 }
-_VIEW_ONLY = {"portal": ["totpdevice"], "audit": ["auditevent"]}
+_VIEW_ONLY = {"portal": ["totpdevice"], "audit": ["auditevent", "checkpoint", "signingkey"]}
 # Auditors are read-only everywhere they look.
 _AUDITOR_VIEW = {
     "portal": ["user", "team"],
     "accessreq": ["scope", "system", "environment", "entitlement"],
-    "audit": ["auditevent"],
+    "audit": ["auditevent", "checkpoint", "signingkey"],
 }
 
 
