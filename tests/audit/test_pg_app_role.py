@@ -23,8 +23,7 @@ def test_app_role_can_append_and_read_but_not_rewrite() -> None:
             )
             cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
             cursor.execute(
-                "REVOKE UPDATE, DELETE, TRUNCATE ON audit_auditevent, audit_checkpoint "
-                f"FROM {role}"
+                f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_auditevent, audit_checkpoint FROM {role}"
             )
             settings = connection.settings_dict
             with psycopg.connect(
