@@ -40,6 +40,31 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# The model fields the canonical form is built from, for readers that fetch rows as tuples.
+PAYLOAD_FIELDS = (
+    "sequence",
+    "prev_hash",
+    "occurred_at",
+    "actor_id",
+    "actor_name",
+    "actor_kind",
+    "session_hash",
+    "mfa_method",
+    "mfa_age_seconds",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "data",
+    "ip",
+    "user_agent",
+    "request_id",
+    "code_version",
+    "deployment",
+    "pipeline",
+)
+
+
 def event_payload(event: Any) -> dict[str, Any]:
     """The canonical dictionary of an ``AuditEvent`` (saved or about to be)."""
     return {

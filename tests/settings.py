@@ -25,7 +25,10 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns 
 # A file, not the shared in-memory database: concurrency tests must see SQLite's real locking
 # (WAL + BEGIN IMMEDIATE + busy timeout), not shared-cache table locks that fail at once.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+    # One file per test run, so runs side by side don't share (and corrupt) a database.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")  # noqa: F405
+    }
 
 # Tests that exercise anchoring point this at their own temporary file.
 AUDIT_ANCHOR_FILE = ""
