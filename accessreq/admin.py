@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from accessreq.models import Entitlement, Environment, Scope, System
 from portal.admin_audit import AuditedAdmin
+from portal.templatetags.gatehouse import duration
 
 
 @admin.register(Scope)
@@ -36,7 +37,7 @@ class EntitlementAdmin(AuditedAdmin):
         "system",
         "environment",
         "tier",
-        "max_duration",
+        "longest_grant",
         "ticket_required",
         "is_active",
     )
@@ -51,6 +52,10 @@ class EntitlementAdmin(AuditedAdmin):
     search_fields = ("name", "slug", "system__name", "environment__name", "scopes__slug")
     autocomplete_fields = ("system", "environment", "owners", "scopes")
     prepopulated_fields = {"slug": ("name",)}
+
+    @admin.display(description="Max duration", ordering="max_duration")
+    def longest_grant(self, obj: Entitlement) -> str:
+        return duration(obj.max_duration)
 
     @admin.display(description="Risk tier", ordering="environment__risk_tier")
     def tier(self, obj: Entitlement) -> str:

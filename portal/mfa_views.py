@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import segno
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -38,7 +39,9 @@ def _with_next(view_name: str, next_url: str) -> HttpResponseRedirect:
 
 def _qr_svg(uri: str) -> str:
     # segno draws only modules from our own provisioning URI; nothing user-controlled is echoed.
-    svg = segno.make(uri, error="m").svg_inline(scale=5, dark="#0b1f33", light="#ffffff")
+    svg = segno.make(uri, error="m").svg_inline(
+        scale=5, dark="#0b1f33", light="#ffffff", omitsize=True
+    )
     return mark_safe(svg)  # noqa: S308
 
 
@@ -65,6 +68,8 @@ def enrol(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "qr_svg": _qr_svg(device.provisioning_uri()),
+        # Phone users can't scan their own screen: they tap this link instead.
+        "otpauth_uri": device.provisioning_uri(),
         "secret": _grouped(device.base32_key),
         "next": _safe_next(request),
     }
@@ -121,6 +126,7 @@ def security(request: HttpRequest) -> HttpResponse:
     context = {
         "totp": totp,
         "backup_left": mfa.backup_codes_left(user),
+        "backup_total": settings.MFA_BACKUP_CODE_COUNT,
         "fresh": mfa.mfa_is_fresh(request),
     }
     return render(request, "portal/account_security.html", context)

@@ -12,6 +12,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
+from portal import roles
+
 
 @dataclass(frozen=True)
 class NavItem:
@@ -28,6 +30,7 @@ def _anyone(user: Any) -> bool:
 NAV: tuple[NavItem, ...] = (
     NavItem("Home", "home", _anyone, "/"),
     NavItem("Catalog", "catalog", _anyone, "/catalog/"),
+    NavItem("Audit", "audit:search", roles.can_read_audit, "/audit/"),
     NavItem(
         "Admin",
         "admin:index",

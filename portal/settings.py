@@ -259,7 +259,14 @@ AUTHENTICATION_BACKENDS = [
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+ACCOUNT_PASSWORD_CHANGE_REDIRECT_URL = "account_security"  # noqa: S105 - a URL name
 ACCOUNT_ADAPTER = "portal.auth.adapter.AccountAdapter"
+ACCOUNT_FORMS = {
+    "login": "portal.auth.forms.LoginForm",
+    "change_password": "portal.auth.forms.ChangePasswordForm",
+    "reset_password": "portal.auth.forms.ResetPasswordForm",
+    "reset_password_from_key": "portal.auth.forms.ResetPasswordKeyForm",
+}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
