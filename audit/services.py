@@ -139,10 +139,17 @@ def record(
     )
     with transaction.atomic():
         lock_ledger()
-        head = AuditEvent.objects.order_by("-sequence").values("sequence", "leaf_hash").first()
+        head = (
+            AuditEvent.objects.order_by("-sequence")
+            .values("sequence", "leaf_hash", "occurred_at")
+            .first()
+        )
         event.sequence = head["sequence"] + 1 if head else 1
         event.prev_hash = head["leaf_hash"] if head else GENESIS
-        event.occurred_at = database_now()
+        # Never earlier than the event before it (a clock can step back): times rise with the
+        # sequence, which lets time-range searches use the sequence index.
+        now = database_now()
+        event.occurred_at = max(now, head["occurred_at"]) if head else now
         event.leaf_hash = merkle.leaf_hash(canonical_bytes(event_payload(event))).hex()
         event.save(force_insert=True)
     return event

@@ -71,6 +71,7 @@ def ledger_verify() -> VerifyResult:
     next_cp = next(pending, None)
     tree = merkle.StreamingRoot()
     expected_seq, prev = 1, GENESIS
+    previous_time = None
 
     with transaction.atomic():  # one consistent snapshot on PostgreSQL
         rows = AuditEvent.objects.order_by("sequence").values_list(*_Row._fields)
@@ -92,6 +93,12 @@ def ledger_verify() -> VerifyResult:
                     "(an event was inserted, removed or reordered)",
                     event.sequence,
                 )
+            if previous_time is not None and event.occurred_at < previous_time:
+                result.fail(
+                    f"sequence {event.sequence}: its time is earlier than the event before it",
+                    event.sequence,
+                )
+            previous_time = event.occurred_at
             computed = merkle.leaf_hash(canonical_bytes(event_payload(event)))
             if computed.hex() != event.leaf_hash:
                 result.fail(

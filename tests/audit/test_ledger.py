@@ -259,3 +259,16 @@ def test_anchor_file_catches_a_rewritten_checkpoint_table(events, settings, tmp_
     ok, output = _verify()
     assert not ok
     assert "the anchor file holds a checkpoint" in output
+
+
+@pytest.mark.django_db
+def test_event_times_never_go_backwards_even_if_the_clock_does(
+    requester, signing_key_file, monkeypatch
+) -> None:
+    from datetime import UTC, datetime
+
+    first = record(actor=requester, action="user.changed", target=requester)
+    monkeypatch.setattr("audit.services.database_now", lambda: datetime(2001, 1, 1, tzinfo=UTC))
+    second = record(actor=requester, action="user.changed", target=requester)
+    assert second.occurred_at == first.occurred_at
+    assert _verify()[0]

@@ -19,7 +19,7 @@ from audit.services import record
 
 pytestmark = pytest.mark.django_db
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+T0 = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def _shown(response) -> list[int]:
@@ -50,7 +50,7 @@ def auditor_client(verified_client, auditor):
 def sample(
     auditor_client, auditor, requester, owner, security_admin, fixed_clock
 ) -> dict[str, AuditEvent]:
-    """The auditor's sign-in (now), then five events at 09:00 ... 13:00 UTC on 1 March 2024."""
+    """The auditor's sign-in (now), then five events at 09:00 ... 13:00 UTC on 1 March 2030."""
     return {
         "auditor_login": AuditEvent.objects.get(actor_id=auditor.pk, action="auth.login"),
         "login": record(actor=requester, action="auth.login", target=requester),
@@ -123,7 +123,7 @@ def test_lists_newest_first_with_the_columns(auditor_client, sample) -> None:
     page = response.content.decode()
     event = sample["deactivated"]
     assert f'href="/audit/events/{event.sequence}/"' in page
-    assert "2024-03-01 11:00:00" in page  # UTC
+    assert "2030-03-01 11:00:00" in page  # UTC
     assert "Sam Security &lt;sam@example.com&gt;" in page
     assert 'title="A person&#x27;s account was deactivated and their sessions ended"' in page
     assert "Omar Owner" in page and "portal.user" in page
@@ -148,11 +148,12 @@ def test_lists_newest_first_with_the_columns(auditor_client, sample) -> None:
         ("q=%22why%22", {"mfa_failed"}),
         ("action=auth.&actor=dev+requester", {"login", "mfa_failed"}),
         (
-            "since=2024-03-01T11:00",
-            {"deactivated", "login_failed", "system_changed", "auditor_login"},
+            "since=2030-03-01T11:00",
+            {"deactivated", "login_failed", "system_changed"},
         ),
-        ("until=2024-03-01T11:00", {"login", "mfa_failed"}),
-        ("since=2024-03-01T10:00&until=2024-03-01T12:00:00", {"mfa_failed", "deactivated"}),
+        # The auditor signed in "now", before the sample's 2030 clock.
+        ("until=2030-03-01T11:00", {"auditor_login", "login", "mfa_failed"}),
+        ("since=2030-03-01T10:00&until=2030-03-01T12:00:00", {"mfa_failed", "deactivated"}),
         ("q=nothing-like-this", set()),
     ],
 )
@@ -187,13 +188,13 @@ def test_search_by_the_auditors_own_name_finds_their_sign_in(auditor_client, aud
     ("query", "message"),
     [
         ("since=yesterday", "Enter a valid date/time."),
-        ("until=2024-02-30T10:00", "Enter a valid date/time."),
+        ("until=2030-02-30T10:00", "Enter a valid date/time."),
         ("action=auth.bogus", "Select a valid choice."),
         ("action=%00", "Select a valid choice."),
         ("q=a%00b", "Null characters are not allowed."),
         ("actor=%00", "Null characters are not allowed."),
         ("target=" + "x" * 201, "Ensure this value has at most 200 characters"),
-        ("since=2024-03-02T00:00&until=2024-03-01T00:00", "“To” must be later than “From”."),
+        ("since=2030-03-02T00:00&until=2030-03-01T00:00", "“To” must be later than “From”."),
         ("before=abc", "This page link is not valid."),
         ("after=-5", "This page link is not valid."),
         ("before=99999999999999999999", "This page link is not valid."),
@@ -268,7 +269,7 @@ def test_event_shows_every_field_and_pretty_data(auditor_client, sample, owner) 
     response = auditor_client.get(f"/audit/events/{event.sequence}/")
     page = response.content.decode()
     assert "user.deactivated" in page and "A person&#x27;s account was deactivated" in page
-    assert "2024-03-01 11:00:00.000000" in page
+    assert "2030-03-01 11:00:00.000000" in page
     assert "Sam Security &lt;sam@example.com&gt;" in page
     assert '<pre class="audit-json">{\n  &quot;office&quot;: &quot;Zürich&quot;,' in page
     assert event.leaf_hash in page and event.prev_hash in page
