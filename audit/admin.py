@@ -10,11 +10,12 @@ from django.urls import path
 
 from audit.checkpoints import checkpoint_sign
 from audit.models import AuditEvent, Checkpoint, SigningKey
+from portal.admin_audit import ReadOnlyAdmin
 from portal.auth import signed_in_user
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("sequence", "occurred_at", "action", "actor_name", "target_repr", "ip")
     list_filter = ("action", "actor_kind")
     search_fields = ("action", "actor_name", "target_repr", "target_id")
@@ -24,29 +25,9 @@ class AuditEventAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in AuditEvent._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(_ReadOnlyAdmin):
+class CheckpointAdmin(ReadOnlyAdmin):
     """Signed tree heads, read-only, with a button that signs one now."""
 
     list_display = ("tree_size", "signed_at", "key_id", "short_root")
@@ -82,5 +63,5 @@ class CheckpointAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(_ReadOnlyAdmin):
+class SigningKeyAdmin(ReadOnlyAdmin):
     list_display = ("key_id", "created_at", "retired_at", "public_key")

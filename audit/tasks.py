@@ -14,7 +14,7 @@ from django.db import transaction
 from audit.checkpoints import anchor_line, anchor_to_file, checkpoint_sign
 from audit.models import AuditEvent, Checkpoint
 from audit.services import record
-from audit.verify import ledger_verify
+from audit.verify import ledger_verify_and_alert
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +95,4 @@ def checkpoint_anchor(self: Any, checkpoint_id: int) -> None:
 @shared_task(name="audit.tasks.ledger_verify", acks_late=True)
 def ledger_verify_task() -> bool:
     """Verify the whole ledger; a failure is itself written to the ledger as an alert."""
-    result = ledger_verify()
-    if not result.ok:
-        with transaction.atomic():
-            record(
-                actor=_system(),
-                action="alert.ledger.verification_failed",
-                data={
-                    "first_bad_sequence": result.first_bad_sequence,
-                    "problems": result.problems[:20],
-                },
-            )
-    return result.ok
+    return ledger_verify_and_alert(actor=_system()).ok

@@ -126,6 +126,24 @@ def ledger_verify() -> VerifyResult:
     return result
 
 
+def ledger_verify_and_alert(*, actor: Any) -> VerifyResult:
+    """Verify the ledger; a failure is itself written to the ledger as an alert event."""
+    from audit.services import record
+
+    result = ledger_verify()
+    if not result.ok:
+        with transaction.atomic():
+            record(
+                actor=actor,
+                action="alert.ledger.verification_failed",
+                data={
+                    "first_bad_sequence": result.first_bad_sequence,
+                    "problems": result.problems[:20],
+                },
+            )
+    return result
+
+
 def _check_anchors(result: VerifyResult, checkpoints: list[Checkpoint]) -> None:
     """Checkpoints written to the anchor file must still be in the database, unchanged."""
     if not settings.AUDIT_ANCHOR_FILE:

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from portal.admin_audit import AuditedAdmin
+from portal.admin_audit import AuditedAdmin, ReadOnlyAdmin
 from portal.auth import signed_in_user
 from portal.history import acting_as
 from portal.models import Team, TOTPDevice, User
@@ -116,7 +116,7 @@ class TeamAdmin(AuditedAdmin):
 
 
 @admin.register(TOTPDevice)
-class TOTPDeviceAdmin(admin.ModelAdmin):
+class TOTPDeviceAdmin(ReadOnlyAdmin):
     """Read-only view of enrolments; the key is never shown."""
 
     list_display = ("user", "name", "confirmed", "confirmed_at", "throttling_failure_count")
@@ -125,12 +125,3 @@ class TOTPDeviceAdmin(admin.ModelAdmin):
     search_fields = ("user__email", "user__display_name")
     fields = ("user", "name", "confirmed", "confirmed_at", "throttling_failure_count")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

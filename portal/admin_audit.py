@@ -1,9 +1,10 @@
-"""Admin base class whose saves and deletes write an audit event in the same transaction."""
+"""Admin base classes: audited (every save and delete is an audit event) and read-only."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
 from django.db import transaction
 from django.db.models import Model
 from django.http import HttpRequest
@@ -37,3 +38,16 @@ class AuditedAdmin(SimpleHistoryAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for obj in queryset:
             self.delete_model(request, obj)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable in the admin, never added, changed or deleted there."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

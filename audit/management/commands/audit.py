@@ -6,11 +6,9 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
 from audit.checkpoints import checkpoint_sign, key_rotate
-from audit.services import record
-from audit.verify import ledger_verify
+from audit.verify import ledger_verify_and_alert
 
 
 def _system() -> Any:
@@ -53,7 +51,7 @@ class Command(BaseCommand):
 
     def _verify(self) -> None:
         started = time.monotonic()
-        result = ledger_verify()
+        result = ledger_verify_and_alert(actor=_system())
         seconds = time.monotonic() - started
         if result.ok:
             self.stdout.write(
@@ -61,15 +59,6 @@ class Command(BaseCommand):
                 f"in {seconds:.1f}s."
             )
             return
-        with transaction.atomic():
-            record(
-                actor=_system(),
-                action="alert.ledger.verification_failed",
-                data={
-                    "first_bad_sequence": result.first_bad_sequence,
-                    "problems": result.problems[:20],
-                },
-            )
         for problem in result.problems[:20]:
             self.stderr.write(problem)
         where = (
