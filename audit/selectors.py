@@ -93,7 +93,7 @@ def _text_q(word: str) -> Q:
 _NO_SEQUENCE = 2**62
 
 
-def _first_sequence_at_or_after(moment: Any) -> QuerySet[AuditEvent]:
+def _first_sequence_at_or_after(moment: Any) -> Any:
     return (
         AuditEvent.objects.filter(occurred_at__gte=moment)
         .order_by("occurred_at", "sequence")
