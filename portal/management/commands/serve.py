@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -69,27 +70,32 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, stop)
         try:
             while not stopping:
                 for name, proc in procs.items():
                     if proc.poll() is not None:
-                        self.stderr.write(f"{name} exited with status {proc.returncode}; stopping.")
+                        self._say(f"{name} exited with status {proc.returncode}; stopping.")
                         stopping = True
                 time.sleep(0.5)
         finally:
-            self.stdout.write("Stopping web, worker and beat...")
+            # Signal the children before printing anything: the terminal (or a pipe) may be gone.
             for proc in procs.values():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
+            self._say("Stopping web, worker and beat...")
             deadline = time.monotonic() + 15
             for proc in procs.values():
                 try:
                     proc.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            self.stdout.write("Stopped.")
+            self._say("Stopped.")
+
+    def _say(self, text: str) -> None:
+        with contextlib.suppress(OSError):  # a closed terminal or pipe must not stop the shutdown
+            self.stdout.write(text)
 
     def _banner(self, host: str, port: str) -> None:
         from portal.demo import persona_lines
