@@ -1,0 +1,1 @@
+"""Ledger benchmarks: plain scripts run by hand, never imported by the test suite."""
