@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Now
 
-from accessreq.models import Entitlement, EntitlementQuerySet
+from accessreq.models import (
+    AccessRequest,
+    Approval,
+    Delegation,
+    Entitlement,
+    EntitlementQuerySet,
+    Grant,
+    RequestKind,
+    StageAssignment,
+)
+from accessreq.models.grants import GrantQuerySet
+from accessreq.models.requests import AccessRequestQuerySet
+from accessreq.states import RequestState
 
 
 def catalog_search(*, user: Any, text: str = "", tier: str = "") -> EntitlementQuerySet:
@@ -24,3 +38,70 @@ def catalog_search(*, user: Any, text: str = "", tier: str = "") -> EntitlementQ
     if tier:
         qs = qs.filter(environment__risk_tier=tier)
     return qs.distinct()
+
+
+def holds_scope(*, user: Any, scope: str, system: str, environment: str) -> bool:
+    """Does ``user`` hold ``scope`` on ``system`` in ``environment`` right now?
+
+    The one access check. It compares the grant's window with the database clock, so access ends
+    at ``expires_at`` whether or not the expiry job has run, and a revoked grant never counts.
+    """
+    return Grant.objects.filter(
+        beneficiary=user,
+        beneficiary__is_active=True,
+        entitlement__scopes__slug=scope,
+        entitlement__system__slug=system,
+        entitlement__environment__slug=environment,
+        revoked_at__isnull=True,
+        starts_at__lte=Now(),
+        expires_at__gt=Now(),
+    ).exists()
+
+
+def inbox(*, user: Any, at: datetime) -> AccessRequestQuerySet:
+    """Pending requests waiting for ``user`` at their current stage, directly or as a delegate,
+    oldest first. Never the user's own requests or ones they already decided."""
+    delegators = Delegation.objects.in_force(at).filter(delegate=user).values("delegator")
+    assigned = StageAssignment.objects.filter(
+        request=OuterRef("pk"), stage=OuterRef("current_stage")
+    ).filter(Q(principal=user) | Q(principal__in=delegators))
+    return (
+        AccessRequest.objects.filter(state=RequestState.PENDING)
+        .exclude(requester=user)
+        .exclude(beneficiary=user)
+        .filter(Exists(assigned))
+        .exclude(Exists(Approval.objects.filter(request=OuterRef("pk"), approver=user)))
+        .for_listing()
+        .order_by("created_at", "pk")
+    )
+
+
+def break_glass_to_review(*, user: Any, at: datetime) -> AccessRequestQuerySet:
+    """Break-glass uses ``user`` (or someone they stand in for) must review, oldest first."""
+    delegators = Delegation.objects.in_force(at).filter(delegate=user).values("delegator")
+    assigned = StageAssignment.objects.filter(request=OuterRef("pk"), stage=0).filter(
+        Q(principal=user) | Q(principal__in=delegators)
+    )
+    return (
+        AccessRequest.objects.filter(kind=RequestKind.BREAK_GLASS, reviewed_at__isnull=True)
+        .exclude(beneficiary=user)
+        .filter(Exists(assigned))
+        .for_listing()
+        .select_related("grant")
+        .order_by("created_at", "pk")
+    )
+
+
+def my_requests(*, user: Any) -> AccessRequestQuerySet:
+    """Requests the user made or that are for them, newest first."""
+    return (
+        AccessRequest.objects.filter(Q(requester=user) | Q(beneficiary=user))
+        .for_listing()
+        .select_related("grant")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def my_grants(*, user: Any) -> GrantQuerySet:
+    """The user's grants: live ones and those that ended, newest first."""
+    return Grant.objects.filter(beneficiary=user).for_listing().order_by("-starts_at", "-pk")

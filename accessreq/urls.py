@@ -1,7 +1,43 @@
 from django.urls import path
 
-from accessreq import views
+from accessreq.views import access, approvals, breakglass, catalog, provisioning, requests
 
 urlpatterns = [
-    path("catalog/", views.catalog, name="catalog"),
+    path("catalog/", catalog.catalog, name="catalog"),
+    # Requesting
+    path("catalog/<int:entitlement_id>/request/", requests.request_new, name="request_new"),
+    path("requests/", requests.my_requests, name="my_requests"),
+    path("requests/<int:request_id>/", requests.request_detail, name="request_detail"),
+    path("requests/<int:request_id>/withdraw/", requests.request_withdraw, name="request_withdraw"),
+    # Approving
+    path("approvals/", approvals.inbox, name="approvals"),
+    path("approvals/<int:request_id>/decide/", approvals.decide, name="approval_decide"),
+    path("approvals/bulk/", approvals.bulk_approve, name="approvals_bulk"),
+    path("approvals/delegation/", approvals.delegation, name="delegation"),
+    path(
+        "approvals/delegation/<int:delegation_id>/cancel/",
+        approvals.delegation_cancel,
+        name="delegation_cancel",
+    ),
+    # Holding
+    path("access/", access.my_access, name="my_access"),
+    path("access/managed/", access.managed_access, name="managed_access"),
+    path("access/<int:grant_id>/", access.grant_detail, name="grant_detail"),
+    path("access/<int:grant_id>/revoke/", access.grant_revoke, name="grant_revoke"),
+    path("access/<int:grant_id>/extend/", access.grant_extend, name="grant_extend"),
+    # Emergencies
+    path("break-glass/", breakglass.break_glass, name="break_glass"),
+    path(
+        "break-glass/<int:request_id>/review/",
+        breakglass.break_glass_review,
+        name="break_glass_review",
+    ),
+    # Connectors' manual work
+    path("provisioning/", provisioning.task_list, name="provisioning"),
+    path(
+        "provisioning/<int:task_id>/confirm/",
+        provisioning.task_confirm,
+        name="provisioning_confirm",
+    ),
+    path("provisioning/<int:task_id>/retry/", provisioning.task_retry, name="provisioning_retry"),
 ]

@@ -24,6 +24,30 @@ ACTIONS: dict[str, str] = {
     "admin.object.created": "An administrator created a record",
     "admin.object.changed": "An administrator changed a record",
     "admin.object.deleted": "An administrator deleted a record",
+    # Access requests
+    "request.submitted": "Requested access (or an extension) for themselves or someone else",
+    "request.approval_given": "Approved one stage of an access request",
+    "request.approved": "An access request passed its last approval stage",
+    "request.denied": "Denied an access request",
+    "request.withdrawn": "Withdrew a pending access request",
+    "request.timed_out": "A pending access request got no decision in time",
+    "request.escalated": "A request waiting too long was escalated to the security admins",
+    "request.break_glass": "Took emergency (break-glass) access",
+    "request.break_glass_reviewed": "Reviewed a break-glass use after the fact",
+    "alert.break_glass.review_overdue": "A break-glass use was not reviewed in time",
+    # Grants
+    "grant.activated": "Access started",
+    "grant.extended": "Access was extended by an approved extension request",
+    "grant.expired": "Access ended at its expiry time",
+    "grant.revoked": "Access was revoked",
+    # Delegation
+    "delegation.created": "An approver named a delegate for a period",
+    "delegation.cancelled": "An approver ended a delegation early",
+    # Provisioning
+    "provisioning.confirmed": "A connector (or a person) confirmed a grant was set up or removed",
+    "provisioning.attempt_failed": "A connector delivery attempt failed and will be retried",
+    "provisioning.retried": "A failed provisioning task was sent again",
+    "alert.provisioning.failed": "A connector failed after all retries; the task needs a person",
     # The ledger itself
     "audit.checkpoint.signed": "A checkpoint (signed tree head) was signed",
     "audit.checkpoint.anchored": "A checkpoint was written outside the database",

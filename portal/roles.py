@@ -6,12 +6,23 @@ from typing import Any
 
 SECURITY_ADMIN = "security-admin"
 AUDITOR = "auditor"
-GROUPS = (SECURITY_ADMIN, AUDITOR)
+# Members may take emergency-capable entitlements at once with break-glass.
+ON_CALL = "on-call"
+GROUPS = (SECURITY_ADMIN, AUDITOR, ON_CALL)
 
 # Models security admins manage in the admin (full rights) and may only look at.
 _MANAGED = {
     "portal": ["user", "team"],
-    "accessreq": ["scope", "system", "environment", "entitlement"],
+    "accessreq": [
+        "scope",
+        "system",
+        "environment",
+        "entitlement",
+        "approvalpolicy",
+        "policystage",
+        "conflictrule",
+        "connector",
+    ],
     "django_celery_beat": [
         "periodictask",
         "intervalschedule",
@@ -20,11 +31,34 @@ _MANAGED = {
         "clockedschedule",
     ],
 }
-_VIEW_ONLY = {"portal": ["totpdevice"], "audit": ["auditevent", "checkpoint", "signingkey"]}
+_VIEW_ONLY = {
+    "portal": ["totpdevice"],
+    "audit": ["auditevent", "checkpoint", "signingkey"],
+    "accessreq": [
+        "accessrequest",
+        "approval",
+        "grant",
+        "delegation",
+        "provisioningtask",
+        "stageassignment",
+    ],
+}
 # Auditors are read-only everywhere they look.
 _AUDITOR_VIEW = {
     "portal": ["user", "team"],
-    "accessreq": ["scope", "system", "environment", "entitlement"],
+    "accessreq": [
+        "scope",
+        "system",
+        "environment",
+        "entitlement",
+        "approvalpolicy",
+        "policystage",
+        "conflictrule",
+        "accessrequest",
+        "approval",
+        "grant",
+        "delegation",
+    ],
     "audit": ["auditevent", "checkpoint", "signingkey"],
 }
 
@@ -51,6 +85,7 @@ def ensure_groups() -> None:
     )
     auditor, _ = Group.objects.get_or_create(name=AUDITOR)
     auditor.permissions.add(*_permissions(_AUDITOR_VIEW, ("view",)))
+    Group.objects.get_or_create(name=ON_CALL)
 
 
 def is_security_admin(user: Any) -> bool:
@@ -59,6 +94,10 @@ def is_security_admin(user: Any) -> bool:
 
 def is_auditor(user: Any) -> bool:
     return bool(user.is_authenticated and user.in_group(AUDITOR))
+
+
+def is_on_call(user: Any) -> bool:
+    return bool(user.is_authenticated and user.in_group(ON_CALL))
 
 
 def can_read_audit(user: Any) -> bool:

@@ -248,7 +248,27 @@ CELERY_BEAT_SCHEDULE = {
     },
     "audit-checkpoint": {"task": "audit.tasks.checkpoint_sign", "schedule": 300.0},
     "audit-verify": {"task": "audit.tasks.ledger_verify", "schedule": 3600.0},
+    "access-grants-expire": {"task": "accessreq.tasks.grants_expire", "schedule": 60.0},
+    "access-grants-activate": {"task": "accessreq.tasks.grants_activate", "schedule": 60.0},
+    "access-expiry-warnings": {"task": "accessreq.tasks.expiry_warnings", "schedule": 300.0},
+    "access-requests-sweep": {"task": "accessreq.tasks.requests_sweep", "schedule": 300.0},
+    "access-notifications-resend": {
+        "task": "accessreq.tasks.notifications_resend",
+        "schedule": 300.0,
+    },
 }
+
+# --- Access workflow -----------------------------------------------------------------------
+
+# A pending request with no decision after this many days times out.
+REQUEST_TIMEOUT_DAYS = env_int("REQUEST_TIMEOUT_DAYS", 7, minimum=1)
+# A stage waiting this many hours is escalated to the security admins.
+REQUEST_ESCALATE_AFTER_HOURS = env_int("REQUEST_ESCALATE_AFTER_HOURS", 48, minimum=1)
+# Break-glass: the longest emergency grant, and how soon an approver must review it.
+BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", 120, minimum=15)
+BREAK_GLASS_REVIEW_HOURS = env_int("BREAK_GLASS_REVIEW_HOURS", 24, minimum=1)
+# First wait before a failed webhook delivery is retried; it doubles with each attempt.
+PROVISIONING_RETRY_SECONDS = env_int("PROVISIONING_RETRY_SECONDS", 30, minimum=0)
 
 # --- Authentication ------------------------------------------------------------------------
 

@@ -33,3 +33,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 # Tests that exercise anchoring point this at their own temporary file.
 AUDIT_ANCHOR_FILE = ""
 AUDIT_SIGNING_KEY_FILE = str(VAR_DIR / "audit-signing-key.pem")  # noqa: F405
+
+# Tasks run in the test process when enqueued (still only on commit). Tests that prove the real
+# broker path start a worker and switch this off (tests/portal/test_celery_worker.py).
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+PROVISIONING_RETRY_SECONDS = 0

@@ -68,6 +68,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Kind(models.TextChoices):
         HUMAN = "human", "Human"
+        SERVICE = "service", "Service account"
         SYSTEM = "system", "System"
 
     class EmploymentStatus(models.TextChoices):
@@ -87,6 +88,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         max_length=10, choices=EmploymentStatus.choices, default=EmploymentStatus.ACTIVE
     )
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.HUMAN)
+    owners = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="owned_service_accounts",
+        help_text="Service accounts only: the people who may request access for it.",
+    )
     is_active = models.BooleanField(
         default=True, help_text="Unticking this ends the person's sessions at once."
     )
@@ -94,7 +102,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
 
     history = HistoricalRecords(
-        get_user=get_history_user, excluded_fields=["password", "last_login"]
+        get_user=get_history_user,
+        excluded_fields=["password", "last_login"],
+        m2m_fields=[owners],
     )
 
     objects: ClassVar[UserManager] = UserManager()

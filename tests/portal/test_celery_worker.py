@@ -15,7 +15,8 @@ from portal.tasks import clear_expired_sessions
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_runs_session_cleanup_from_the_broker() -> None:
+def test_worker_runs_session_cleanup_from_the_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
     now = timezone.now()
     Session.objects.create(session_key="e" * 32, session_data="x", expire_date=now - timedelta(1))
     Session.objects.create(session_key="l" * 32, session_data="x", expire_date=now + timedelta(1))

@@ -64,6 +64,12 @@ class Environment(models.Model):
     name = models.CharField(max_length=50, unique=True)
     slug = models.SlugField(max_length=50, unique=True)
     risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, default=RiskTier.LOW)
+    max_duration = models.DurationField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(timedelta(minutes=15))],
+        help_text="Longest grant any entitlement here may have; empty means no extra limit.",
+    )
 
     history = HistoricalRecords(get_user=get_history_user)
 
@@ -105,6 +111,25 @@ class Entitlement(models.Model):
         help_text="Longest time one grant may last, e.g. 8:00:00 or 7 days.",
     )
     ticket_required = models.BooleanField(default=False)
+    policy = models.ForeignKey(
+        "accessreq.ApprovalPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="entitlements",
+        help_text="Overrides the policy of the environment's risk tier.",
+    )
+    emergency_capable = models.BooleanField(
+        default=False, help_text="On-call people may take this at once with break-glass."
+    )
+    connector = models.ForeignKey(
+        "accessreq.Connector",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="entitlements",
+        help_text="Carries out grants and revocations; empty means nothing to provision.",
+    )
     is_active = models.BooleanField(
         default=True, help_text="Inactive entitlements can't be requested."
     )
@@ -127,3 +152,11 @@ class Entitlement(models.Model):
     @property
     def risk_tier(self) -> str:
         return self.environment.risk_tier
+
+    @property
+    def longest_grant(self) -> timedelta:
+        """The entitlement's own limit, lowered by its environment's limit if that is shorter."""
+        limits = [self.max_duration]
+        if self.environment.max_duration:
+            limits.append(self.environment.max_duration)
+        return min(limits)

@@ -1,0 +1,64 @@
+"""The access domain: catalog, policies, requests, grants, delegation and provisioning."""
+
+from accessreq.models.catalog import (
+    TIER_ORDER,
+    Entitlement,
+    EntitlementQuerySet,
+    Environment,
+    RiskTier,
+    Scope,
+    System,
+)
+from accessreq.models.grants import (
+    LIVE_GRANT_STATES,
+    Connector,
+    ConnectorKind,
+    Grant,
+    GrantState,
+    Notification,
+    Operation,
+    ProvisioningTask,
+    TaskStatus,
+)
+from accessreq.models.policy import ApprovalPolicy, ApproverRule, ConflictRule, PolicyStage
+from accessreq.models.requests import (
+    AccessRequest,
+    Approval,
+    AssignmentReason,
+    Decision,
+    Delegation,
+    RequestKind,
+    StageAssignment,
+)
+from accessreq.states import RequestState
+
+__all__ = [
+    "LIVE_GRANT_STATES",
+    "TIER_ORDER",
+    "AccessRequest",
+    "Approval",
+    "ApprovalPolicy",
+    "ApproverRule",
+    "AssignmentReason",
+    "ConflictRule",
+    "Connector",
+    "ConnectorKind",
+    "Decision",
+    "Delegation",
+    "Entitlement",
+    "EntitlementQuerySet",
+    "Environment",
+    "Grant",
+    "GrantState",
+    "Notification",
+    "Operation",
+    "PolicyStage",
+    "ProvisioningTask",
+    "RequestKind",
+    "RequestState",
+    "RiskTier",
+    "Scope",
+    "StageAssignment",
+    "System",
+    "TaskStatus",
+]

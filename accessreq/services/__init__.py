@@ -1,0 +1,1 @@
+"""State changes of the access domain, one function per change (see DESIGN.md)."""

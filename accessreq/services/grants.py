@@ -1,0 +1,256 @@
+"""Grants: created or extended on approval, activated at their start, expired and revoked.
+
+Access checks never wait for these: :func:`accessreq.selectors.holds_scope` compares the grant's
+times with the database clock. The jobs here bring ``state`` up to date, call the connectors and
+tell people, and each is safe to run twice or from two workers at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+
+from accessreq.errors import NotAllowed, WorkflowError
+from accessreq.models import (
+    LIVE_GRANT_STATES,
+    AccessRequest,
+    Grant,
+    GrantState,
+    Operation,
+    RequestKind,
+)
+from accessreq.services.common import move, now
+from accessreq.services.notifications import notify
+from accessreq.services.provisioning import provisioning_schedule
+from accessreq.states import RequestState
+from portal.models import User
+from portal.templatetags.gatehouse import duration as human_duration
+
+
+def _grant_data(grant: Grant) -> dict[str, object]:
+    return {
+        "grant_id": grant.pk,
+        "entitlement": str(grant.entitlement),
+        "beneficiary": str(grant.beneficiary),
+        "beneficiary_id": grant.beneficiary_id,
+        "starts_at": grant.starts_at.isoformat(),
+        "expires_at": grant.expires_at.isoformat(),
+        "break_glass": grant.break_glass,
+    }
+
+
+def grant_from_approval(
+    access_request: AccessRequest, *, actor: User, at: datetime, http: HttpRequest | None = None
+) -> Grant:
+    """Create the grant for an approved request, or extend the grant an extension is for.
+
+    The duration starts when access starts: at approval, or at the requested start time.
+    Must run inside the approving transaction with the request locked.
+    """
+    if access_request.kind == RequestKind.EXTENSION and access_request.grant_id:
+        grant = Grant.objects.select_for_update().get(pk=access_request.grant_id)
+        if grant.state in LIVE_GRANT_STATES and grant.expires_at > at:
+            previous = grant.expires_at
+            ceiling = at + access_request.entitlement.longest_grant
+            grant.expires_at = min(max(previous, at) + access_request.duration, ceiling)
+            grant.expires_at = max(grant.expires_at, previous)
+            grant.warned_24h_for = grant.warned_1h_for = None
+            grant.save()
+            move(
+                access_request,
+                RequestState.ACTIVE,
+                actor=actor,
+                action="grant.extended",
+                data={**_grant_data(grant), "previous_expires_at": previous.isoformat()},
+                http=http,
+            )
+            return grant
+        # The grant ended while the extension waited: it becomes a fresh grant.
+    starts_at = max(at, access_request.requested_start or at)
+    grant = Grant.objects.create(
+        beneficiary=access_request.beneficiary,
+        entitlement=access_request.entitlement,
+        request=access_request,
+        state=GrantState.SCHEDULED if starts_at > at else GrantState.ACTIVE,
+        break_glass=access_request.kind == RequestKind.BREAK_GLASS,
+        starts_at=starts_at,
+        expires_at=starts_at + access_request.duration,
+        created_at=at,
+    )
+    access_request.grant = grant
+    access_request.save()
+    if grant.state == GrantState.ACTIVE:
+        _activate(grant, access_request, actor=actor, http=http)
+    return grant
+
+
+def _activate(
+    grant: Grant, access_request: AccessRequest, *, actor: User, http: HttpRequest | None = None
+) -> None:
+    move(access_request, RequestState.ACTIVE, actor=actor, data=_grant_data(grant), http=http)
+    provisioning_schedule(grant, Operation.PROVISION, cause="activated")
+
+
+def grants_activate_due(*, batch: int = 200) -> int:
+    """Activate scheduled grants whose start time has come."""
+    system = User.objects.system_actor()
+    done = 0
+    while True:
+        with transaction.atomic():
+            clock = now()
+            grants = list(
+                Grant.objects.select_for_update(skip_locked=True)
+                .filter(state=GrantState.SCHEDULED, starts_at__lte=clock)
+                .select_related("entitlement__system", "entitlement__environment", "beneficiary")
+                .order_by("starts_at")[:batch]
+            )
+            if not grants:
+                return done
+            for grant in grants:
+                grant.state = GrantState.ACTIVE
+                grant.save()
+                access_request = AccessRequest.objects.select_for_update().get(pk=grant.request_id)
+                _activate(grant, access_request, actor=system)
+                done += 1
+
+
+def grants_expire_due(*, batch: int = 200) -> int:
+    """Mark grants past ``expires_at`` expired, once each, even with two workers running."""
+    system = User.objects.system_actor()
+    done = 0
+    while True:
+        with transaction.atomic():
+            clock = now()
+            grants = list(
+                Grant.objects.select_for_update(skip_locked=True)
+                .filter(state__in=LIVE_GRANT_STATES, expires_at__lte=clock)
+                .select_related("entitlement__system", "entitlement__environment", "beneficiary")
+                .order_by("expires_at")[:batch]
+            )
+            if not grants:
+                return done
+            for grant in grants:
+                _end(grant, GrantState.EXPIRED, actor=system, at=clock)
+                done += 1
+
+
+def _end(
+    grant: Grant,
+    state: str,
+    *,
+    actor: User,
+    at: datetime,
+    reason: str = "",
+    http: HttpRequest | None = None,
+) -> None:
+    """Move a locked live grant and its open requests to ``expired`` or ``revoked``."""
+    was_active = grant.state == GrantState.ACTIVE
+    grant.state = GrantState(state)
+    grant.ended_at = at
+    if state == GrantState.REVOKED:
+        grant.revoked_at = at
+        grant.revoked_by = actor
+        grant.revoke_reason = reason
+    grant.save()
+    target = RequestState.EXPIRED if state == GrantState.EXPIRED else RequestState.REVOKED
+    linked = (
+        AccessRequest.objects.select_for_update()
+        .filter(grant=grant, state__in=[RequestState.APPROVED, RequestState.ACTIVE])
+        .select_related("entitlement__system", "entitlement__environment", "beneficiary")
+        .order_by("pk")
+    )
+    for access_request in linked:
+        if access_request.state == RequestState.APPROVED:
+            # A scheduled grant that ends before the start job ran still passes through active,
+            # so every request follows the state table.
+            move(access_request, RequestState.ACTIVE, actor=actor, data=_grant_data(grant))
+        move(
+            access_request,
+            target,
+            actor=actor,
+            data={**_grant_data(grant), "reason": reason},
+            http=http,
+        )
+    if was_active:
+        provisioning_schedule(grant, Operation.DEPROVISION, cause=state)
+    else:
+        # Never set up, so there is nothing to remove.
+        grant.deprovisioned_at = at
+        grant.save(update_fields=["deprovisioned_at"])
+
+
+@transaction.atomic
+def grant_revoke(
+    *, actor: User, grant_id: int, reason: str, http: HttpRequest | None = None
+) -> Grant:
+    """End a grant now. The holder, the entitlement's or system's owners and security admins may;
+    the connector is told, and the removal is confirmed only when it confirms."""
+    if not Grant.objects.revocable_by(actor).filter(pk=grant_id).exists():
+        raise NotAllowed("No such grant.")
+    grant = (
+        Grant.objects.select_for_update()
+        .select_related("entitlement__system", "entitlement__environment", "beneficiary")
+        .get(pk=grant_id)
+    )
+    reason = reason.strip()
+    if not reason:
+        raise WorkflowError("Give a reason for revoking; the holder and auditors will see it.")
+    clock = now()
+    if grant.state not in LIVE_GRANT_STATES or grant.expires_at <= clock:
+        raise WorkflowError(f"This access has already ended ({grant.get_state_display().lower()}).")
+    _end(grant, GrantState.REVOKED, actor=actor, at=clock, reason=reason, http=http)
+    if actor.pk != grant.beneficiary_id:
+        notify(
+            key=f"grant:{grant.pk}:revoked",
+            recipient=grant.beneficiary,
+            subject=f"Access revoked: {grant.entitlement}",
+            lines=[f"{actor} revoked your access to {grant.entitlement}.", f"Reason: {reason}"],
+            path=reverse("my_access"),
+        )
+    return grant
+
+
+WARNINGS = (
+    ("24h", timedelta(hours=24), "warned_24h_for"),
+    ("1h", timedelta(hours=1), "warned_1h_for"),
+)
+
+
+def expiry_warnings_send() -> int:
+    """Tell holders 24 hours and 1 hour before a grant ends, once per end time."""
+    sent = 0
+    with transaction.atomic():
+        clock = now()
+        for label, ahead, field in WARNINGS:
+            due = (
+                Grant.objects.select_for_update(skip_locked=True)
+                .filter(
+                    state=GrantState.ACTIVE, expires_at__gt=clock, expires_at__lte=clock + ahead
+                )
+                .select_related("entitlement__system", "entitlement__environment", "beneficiary")
+            )
+            for grant in due:
+                if getattr(grant, field) == grant.expires_at:
+                    continue
+                if label == "24h" and grant.expires_at - grant.starts_at <= ahead:
+                    continue  # a grant shorter than a day gets only the 1-hour warning
+                setattr(grant, field, grant.expires_at)
+                grant.save(update_fields=[field])
+                left = human_duration(grant.expires_at - clock)
+                notify(
+                    key=f"grant:{grant.pk}:expiry:{label}:{grant.expires_at.isoformat()}",
+                    recipient=grant.beneficiary,
+                    subject=f"Access ends in {left}: {grant.entitlement}",
+                    lines=[
+                        f"Your access to {grant.entitlement} ends at "
+                        f"{grant.expires_at:%Y-%m-%d %H:%M} UTC ({left} from now).",
+                        "To keep it, request an extension with one click (it goes through "
+                        "approval again):",
+                    ],
+                    path=reverse("grant_extend", args=[grant.pk]),
+                )
+                sent += 1
+    return sent

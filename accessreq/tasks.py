@@ -1,0 +1,113 @@
+"""Celery tasks of the access workflow. Each takes ids, calls a service and exits quietly when
+the state has moved on; the beat jobs are safe to run twice or from two workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from accessreq.connectors import backend
+from accessreq.models import ProvisioningTask, TaskStatus
+from portal.history import acting_as
+from portal.models import User
+
+
+def _system() -> User:
+    return User.objects.system_actor()
+
+
+@shared_task(acks_late=True)
+def send_notification(notification_id: int) -> bool:
+    from accessreq.services.notifications import notification_send
+
+    with acting_as(_system()):
+        return notification_send(notification_id)
+
+
+@shared_task(acks_late=True)
+def notifications_resend() -> int:
+    """Send what is still unsent after a minute (the broker was down, a worker died)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accessreq.models import Notification
+
+    cutoff = timezone.now() - timedelta(minutes=1)
+    ids = list(
+        Notification.objects.filter(sent_at__isnull=True, created_at__lte=cutoff, attempts__lt=5)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:500]
+    )
+    for pk in ids:
+        send_notification.delay(pk)
+    return len(ids)
+
+
+@shared_task(acks_late=True)
+def grants_expire() -> int:
+    from accessreq.services.grants import grants_expire_due
+
+    with acting_as(_system()):
+        return grants_expire_due()
+
+
+@shared_task(acks_late=True)
+def grants_activate() -> int:
+    from accessreq.services.grants import grants_activate_due
+
+    with acting_as(_system()):
+        return grants_activate_due()
+
+
+@shared_task(acks_late=True)
+def expiry_warnings() -> int:
+    from accessreq.services.grants import expiry_warnings_send
+
+    with acting_as(_system()):
+        return expiry_warnings_send()
+
+
+@shared_task(acks_late=True)
+def requests_sweep() -> dict[str, int]:
+    """Time out, escalate, and alert on overdue break-glass reviews."""
+    from accessreq.services.breakglass import break_glass_overdue_alerts
+    from accessreq.services.requests import requests_escalate, requests_time_out
+
+    with acting_as(_system()):
+        return {
+            "timed_out": requests_time_out(),
+            "escalated": requests_escalate(),
+            "break_glass_overdue": break_glass_overdue_alerts(),
+        }
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def provisioning_run(self: Any, task_id: int) -> str:
+    """Deliver one provisioning task; failed attempts retry with exponential backoff until the
+    connector's ``max_attempts``, then the service marks it failed and raises an alert."""
+    from accessreq.services.provisioning import provisioning_record_attempt
+
+    task = (
+        ProvisioningTask.objects.select_related(
+            "connector",
+            "grant__beneficiary",
+            "grant__entitlement__system",
+            "grant__entitlement__environment",
+        )
+        .filter(pk=task_id, status=TaskStatus.PENDING)
+        .first()
+    )
+    if task is None:
+        return "settled"
+    result = backend(task.connector.kind)(task)
+    if result is None:
+        return "waiting for a person"
+    with acting_as(_system()):
+        updated = provisioning_record_attempt(task_id=task_id, result=result)
+    if updated is None or updated.status != TaskStatus.PENDING:
+        return updated.status if updated else "settled"
+    base = settings.PROVISIONING_RETRY_SECONDS
+    raise self.retry(countdown=min(base * 2 ** (updated.attempts - 1), 3600))

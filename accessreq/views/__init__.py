@@ -1,0 +1,1 @@
+"""Pages of the access workflow, one module per area."""
