@@ -21,15 +21,29 @@ class NavItem:
     url_name: str
     visible: Callable[[Any], bool]
     prefix: str
+    count: Callable[[Any], int] | None = None
 
 
 def _anyone(user: Any) -> bool:
     return True
 
 
+def _waiting_for_me(user: Any) -> int:
+    from accessreq.selectors import break_glass_to_review, inbox
+    from accessreq.services.common import now
+
+    at = now()
+    return inbox(user=user, at=at).count() + break_glass_to_review(user=user, at=at).count()
+
+
 NAV: tuple[NavItem, ...] = (
     NavItem("Home", "home", _anyone, "/"),
     NavItem("Catalog", "catalog", _anyone, "/catalog/"),
+    NavItem("My requests", "my_requests", _anyone, "/requests/"),
+    NavItem("My access", "my_access", _anyone, "/access/"),
+    NavItem("Approvals", "approvals", _anyone, "/approvals/", count=_waiting_for_me),
+    NavItem("Break-glass", "break_glass", roles.is_on_call, "/break-glass/"),
+    NavItem("Provisioning", "provisioning", roles.is_security_admin, "/provisioning/"),
     NavItem("Audit", "audit:search", roles.can_read_audit, "/audit/"),
     NavItem(
         "Admin",
@@ -48,5 +62,8 @@ def items_for(request: HttpRequest) -> list[dict[str, object]]:
         if not item.visible(user):
             continue
         active = path == "/" if item.prefix == "/" else path.startswith(item.prefix)
-        result.append({"label": item.label, "url": reverse(item.url_name), "active": active})
+        count = item.count(user) if item.count else 0
+        result.append(
+            {"label": item.label, "url": reverse(item.url_name), "active": active, "count": count}
+        )
     return result

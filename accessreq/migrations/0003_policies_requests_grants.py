@@ -10,615 +10,1725 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accessreq', '0002_initial'),
+        ("accessreq", "0002_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApprovalPolicy',
+            name="ApprovalPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('tier', models.CharField(blank=True, choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('critical', 'Critical')], help_text='Applies to every environment of this tier unless an entitlement overrides it.', max_length=10, null=True, unique=True)),
-                ('description', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "tier",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("low", "Low"),
+                            ("medium", "Medium"),
+                            ("high", "High"),
+                            ("critical", "Critical"),
+                        ],
+                        help_text="Applies to every environment of this tier unless an entitlement overrides it.",
+                        max_length=10,
+                        null=True,
+                        unique=True,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
             ],
             options={
-                'verbose_name_plural': 'approval policies',
-                'ordering': ['name'],
+                "verbose_name_plural": "approval policies",
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='entitlement',
-            name='emergency_capable',
-            field=models.BooleanField(default=False, help_text='On-call people may take this at once with break-glass.'),
+            model_name="entitlement",
+            name="emergency_capable",
+            field=models.BooleanField(
+                default=False, help_text="On-call people may take this at once with break-glass."
+            ),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='max_duration',
-            field=models.DurationField(blank=True, help_text='Longest grant any entitlement here may have; empty means no extra limit.', null=True, validators=[django.core.validators.MinValueValidator(datetime.timedelta(seconds=900))]),
+            model_name="environment",
+            name="max_duration",
+            field=models.DurationField(
+                blank=True,
+                help_text="Longest grant any entitlement here may have; empty means no extra limit.",
+                null=True,
+                validators=[
+                    django.core.validators.MinValueValidator(datetime.timedelta(seconds=900))
+                ],
+            ),
         ),
         migrations.AddField(
-            model_name='historicalentitlement',
-            name='emergency_capable',
-            field=models.BooleanField(default=False, help_text='On-call people may take this at once with break-glass.'),
+            model_name="historicalentitlement",
+            name="emergency_capable",
+            field=models.BooleanField(
+                default=False, help_text="On-call people may take this at once with break-glass."
+            ),
         ),
         migrations.AddField(
-            model_name='historicalenvironment',
-            name='max_duration',
-            field=models.DurationField(blank=True, help_text='Longest grant any entitlement here may have; empty means no extra limit.', null=True, validators=[django.core.validators.MinValueValidator(datetime.timedelta(seconds=900))]),
+            model_name="historicalenvironment",
+            name="max_duration",
+            field=models.DurationField(
+                blank=True,
+                help_text="Longest grant any entitlement here may have; empty means no extra limit.",
+                null=True,
+                validators=[
+                    django.core.validators.MinValueValidator(datetime.timedelta(seconds=900))
+                ],
+            ),
         ),
         migrations.CreateModel(
-            name='AccessRequest',
+            name="AccessRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('new', 'New access'), ('extension', 'Extension'), ('break_glass', 'Break-glass')], default='new', max_length=12)),
-                ('justification', models.TextField()),
-                ('ticket', models.CharField(blank=True, max_length=100)),
-                ('incident', models.CharField(blank=True, max_length=100)),
-                ('duration', models.DurationField()),
-                ('requested_start', models.DateTimeField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('active', 'Active'), ('expired', 'Expired'), ('revoked', 'Revoked'), ('denied', 'Denied'), ('withdrawn', 'Withdrawn'), ('timed_out', 'Timed out')], default='pending', max_length=10)),
-                ('stages', models.JSONField(blank=True, default=list)),
-                ('current_stage', models.PositiveSmallIntegerField(default=0)),
-                ('stage_opened_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('timeout_at', models.DateTimeField(blank=True, null=True)),
-                ('escalated_at', models.DateTimeField(blank=True, null=True)),
-                ('review_due_at', models.DateTimeField(blank=True, null=True)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('review_comment', models.TextField(blank=True)),
-                ('review_overdue_at', models.DateTimeField(blank=True, null=True)),
-                ('beneficiary', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='requests_for', to=settings.AUTH_USER_MODEL)),
-                ('entitlement', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='requests', to='accessreq.entitlement')),
-                ('requester', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='requests_made', to=settings.AUTH_USER_MODEL)),
-                ('reviewed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='break_glass_reviews', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("new", "New access"),
+                            ("extension", "Extension"),
+                            ("break_glass", "Break-glass"),
+                        ],
+                        default="new",
+                        max_length=12,
+                    ),
+                ),
+                ("justification", models.TextField()),
+                ("ticket", models.CharField(blank=True, max_length=100)),
+                ("incident", models.CharField(blank=True, max_length=100)),
+                ("duration", models.DurationField()),
+                ("requested_start", models.DateTimeField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("active", "Active"),
+                            ("expired", "Expired"),
+                            ("revoked", "Revoked"),
+                            ("denied", "Denied"),
+                            ("withdrawn", "Withdrawn"),
+                            ("timed_out", "Timed out"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("stages", models.JSONField(blank=True, default=list)),
+                ("current_stage", models.PositiveSmallIntegerField(default=0)),
+                ("stage_opened_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("timeout_at", models.DateTimeField(blank=True, null=True)),
+                ("escalated_at", models.DateTimeField(blank=True, null=True)),
+                ("review_due_at", models.DateTimeField(blank=True, null=True)),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                ("review_comment", models.TextField(blank=True)),
+                ("review_overdue_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "beneficiary",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="requests_for",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "entitlement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="requests",
+                        to="accessreq.entitlement",
+                    ),
+                ),
+                (
+                    "requester",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="requests_made",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "reviewed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="break_glass_reviews",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.AddField(
-            model_name='entitlement',
-            name='policy',
-            field=models.ForeignKey(blank=True, help_text="Overrides the policy of the environment's risk tier.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='entitlements', to='accessreq.approvalpolicy'),
+            model_name="entitlement",
+            name="policy",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Overrides the policy of the environment's risk tier.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="entitlements",
+                to="accessreq.approvalpolicy",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalentitlement',
-            name='policy',
-            field=models.ForeignKey(blank=True, db_constraint=False, help_text="Overrides the policy of the environment's risk tier.", null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.approvalpolicy'),
+            model_name="historicalentitlement",
+            name="policy",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                help_text="Overrides the policy of the environment's risk tier.",
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="accessreq.approvalpolicy",
+            ),
         ),
         migrations.CreateModel(
-            name='Connector',
+            name="Connector",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('kind', models.CharField(choices=[('manual', 'Manual (a person does it and marks it done)'), ('webhook', 'Webhook (signed HTTP POST)')], max_length=10)),
-                ('url', models.URLField(blank=True, help_text='Webhook only: where events are POSTed.', validators=[django.core.validators.URLValidator(schemes=['http', 'https'])])),
-                ('secret_encrypted', models.TextField(blank=True, editable=False, help_text='Webhook signing secret, encrypted at rest.')),
-                ('timeout_seconds', models.PositiveSmallIntegerField(default=10)),
-                ('max_attempts', models.PositiveSmallIntegerField(default=5, help_text='Deliveries tried (with backoff) before an alert is raised.')),
-                ('is_active', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual (a person does it and marks it done)"),
+                            ("webhook", "Webhook (signed HTTP POST)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "url",
+                    models.URLField(
+                        blank=True,
+                        help_text="Webhook only: where events are POSTed.",
+                        validators=[django.core.validators.URLValidator(schemes=["http", "https"])],
+                    ),
+                ),
+                (
+                    "secret_encrypted",
+                    models.TextField(
+                        blank=True,
+                        editable=False,
+                        help_text="Webhook signing secret, encrypted at rest.",
+                    ),
+                ),
+                ("timeout_seconds", models.PositiveSmallIntegerField(default=10)),
+                (
+                    "max_attempts",
+                    models.PositiveSmallIntegerField(
+                        default=5,
+                        help_text="Deliveries tried (with backoff) before an alert is raised.",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('kind', 'webhook'), _negated=True), models.Q(('url', ''), _negated=True), _connector='OR'), name='webhook_connector_has_url')],
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("kind", "webhook"), _negated=True),
+                            models.Q(("url", ""), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="webhook_connector_has_url",
+                    )
+                ],
             },
         ),
         migrations.AddField(
-            model_name='entitlement',
-            name='connector',
-            field=models.ForeignKey(blank=True, help_text='Carries out grants and revocations; empty means nothing to provision.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='entitlements', to='accessreq.connector'),
+            model_name="entitlement",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Carries out grants and revocations; empty means nothing to provision.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="entitlements",
+                to="accessreq.connector",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalentitlement',
-            name='connector',
-            field=models.ForeignKey(blank=True, db_constraint=False, help_text='Carries out grants and revocations; empty means nothing to provision.', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.connector'),
+            model_name="historicalentitlement",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                help_text="Carries out grants and revocations; empty means nothing to provision.",
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="accessreq.connector",
+            ),
         ),
         migrations.CreateModel(
-            name='Grant',
+            name="Grant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('scheduled', 'Scheduled'), ('active', 'Active'), ('expired', 'Expired'), ('revoked', 'Revoked')], max_length=10)),
-                ('break_glass', models.BooleanField(default=False)),
-                ('starts_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('revoke_reason', models.TextField(blank=True)),
-                ('provisioned_at', models.DateTimeField(blank=True, help_text='When the connector confirmed the access was set up.', null=True)),
-                ('deprovisioned_at', models.DateTimeField(blank=True, help_text='When the connector confirmed the access was removed.', null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('warned_24h_for', models.DateTimeField(blank=True, null=True)),
-                ('warned_1h_for', models.DateTimeField(blank=True, null=True)),
-                ('beneficiary', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='grants', to=settings.AUTH_USER_MODEL)),
-                ('entitlement', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='grants', to='accessreq.entitlement')),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='origin_grants', to='accessreq.accessrequest')),
-                ('revoked_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='grants_revoked', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("active", "Active"),
+                            ("expired", "Expired"),
+                            ("revoked", "Revoked"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("break_glass", models.BooleanField(default=False)),
+                ("starts_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("revoke_reason", models.TextField(blank=True)),
+                (
+                    "provisioned_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the connector confirmed the access was set up.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "deprovisioned_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the connector confirmed the access was removed.",
+                        null=True,
+                    ),
+                ),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("warned_24h_for", models.DateTimeField(blank=True, null=True)),
+                ("warned_1h_for", models.DateTimeField(blank=True, null=True)),
+                (
+                    "beneficiary",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="grants",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "entitlement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="grants",
+                        to="accessreq.entitlement",
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="origin_grants",
+                        to="accessreq.accessrequest",
+                    ),
+                ),
+                (
+                    "revoked_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="grants_revoked",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-starts_at', '-pk'],
+                "ordering": ["-starts_at", "-pk"],
             },
         ),
         migrations.AddField(
-            model_name='accessrequest',
-            name='grant',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='requests', to='accessreq.grant'),
+            model_name="accessrequest",
+            name="grant",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="requests",
+                to="accessreq.grant",
+            ),
         ),
         migrations.CreateModel(
-            name='HistoricalAccessRequest',
+            name="HistoricalAccessRequest",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('new', 'New access'), ('extension', 'Extension'), ('break_glass', 'Break-glass')], default='new', max_length=12)),
-                ('justification', models.TextField()),
-                ('ticket', models.CharField(blank=True, max_length=100)),
-                ('incident', models.CharField(blank=True, max_length=100)),
-                ('duration', models.DurationField()),
-                ('requested_start', models.DateTimeField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('active', 'Active'), ('expired', 'Expired'), ('revoked', 'Revoked'), ('denied', 'Denied'), ('withdrawn', 'Withdrawn'), ('timed_out', 'Timed out')], default='pending', max_length=10)),
-                ('stages', models.JSONField(blank=True, default=list)),
-                ('current_stage', models.PositiveSmallIntegerField(default=0)),
-                ('stage_opened_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('timeout_at', models.DateTimeField(blank=True, null=True)),
-                ('escalated_at', models.DateTimeField(blank=True, null=True)),
-                ('review_due_at', models.DateTimeField(blank=True, null=True)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('review_comment', models.TextField(blank=True)),
-                ('review_overdue_at', models.DateTimeField(blank=True, null=True)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('beneficiary', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('entitlement', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.entitlement')),
-                ('grant', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.grant')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('requester', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('reviewed_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("new", "New access"),
+                            ("extension", "Extension"),
+                            ("break_glass", "Break-glass"),
+                        ],
+                        default="new",
+                        max_length=12,
+                    ),
+                ),
+                ("justification", models.TextField()),
+                ("ticket", models.CharField(blank=True, max_length=100)),
+                ("incident", models.CharField(blank=True, max_length=100)),
+                ("duration", models.DurationField()),
+                ("requested_start", models.DateTimeField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("active", "Active"),
+                            ("expired", "Expired"),
+                            ("revoked", "Revoked"),
+                            ("denied", "Denied"),
+                            ("withdrawn", "Withdrawn"),
+                            ("timed_out", "Timed out"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("stages", models.JSONField(blank=True, default=list)),
+                ("current_stage", models.PositiveSmallIntegerField(default=0)),
+                ("stage_opened_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("timeout_at", models.DateTimeField(blank=True, null=True)),
+                ("escalated_at", models.DateTimeField(blank=True, null=True)),
+                ("review_due_at", models.DateTimeField(blank=True, null=True)),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                ("review_comment", models.TextField(blank=True)),
+                ("review_overdue_at", models.DateTimeField(blank=True, null=True)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "beneficiary",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "entitlement",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.entitlement",
+                    ),
+                ),
+                (
+                    "grant",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.grant",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "requester",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "reviewed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical access request',
-                'verbose_name_plural': 'historical access requests',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical access request",
+                "verbose_name_plural": "historical access requests",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalApproval',
+            name="HistoricalApproval",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('stage', models.PositiveSmallIntegerField()),
-                ('decision', models.CharField(choices=[('approve', 'Approved'), ('deny', 'Denied')], max_length=7)),
-                ('comment', models.TextField(blank=True)),
-                ('mfa_method', models.CharField(blank=True, max_length=20)),
-                ('mfa_age_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('decided_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('approver', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('on_behalf_of', models.ForeignKey(blank=True, db_constraint=False, help_text='The approver this person stood in for as a delegate.', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.accessrequest')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("stage", models.PositiveSmallIntegerField()),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[("approve", "Approved"), ("deny", "Denied")], max_length=7
+                    ),
+                ),
+                ("comment", models.TextField(blank=True)),
+                ("mfa_method", models.CharField(blank=True, max_length=20)),
+                ("mfa_age_seconds", models.PositiveIntegerField(blank=True, null=True)),
+                ("decided_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "approver",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "on_behalf_of",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        help_text="The approver this person stood in for as a delegate.",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.accessrequest",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical approval',
-                'verbose_name_plural': 'historical approvals',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical approval",
+                "verbose_name_plural": "historical approvals",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalApprovalPolicy',
+            name="HistoricalApprovalPolicy",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.CharField(db_index=True, max_length=100)),
-                ('tier', models.CharField(blank=True, choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('critical', 'Critical')], db_index=True, help_text='Applies to every environment of this tier unless an entitlement overrides it.', max_length=10, null=True)),
-                ('description', models.TextField(blank=True)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(db_index=True, max_length=100)),
+                (
+                    "tier",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("low", "Low"),
+                            ("medium", "Medium"),
+                            ("high", "High"),
+                            ("critical", "Critical"),
+                        ],
+                        db_index=True,
+                        help_text="Applies to every environment of this tier unless an entitlement overrides it.",
+                        max_length=10,
+                        null=True,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical approval policy',
-                'verbose_name_plural': 'historical approval policies',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical approval policy",
+                "verbose_name_plural": "historical approval policies",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalConflictRule',
+            name="HistoricalConflictRule",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('reason', models.CharField(help_text="Shown to the requester, e.g. 'deployers may not approve releases'.", max_length=200)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('first', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.entitlement')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('second', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.entitlement')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        help_text="Shown to the requester, e.g. 'deployers may not approve releases'.",
+                        max_length=200,
+                    ),
+                ),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "first",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.entitlement",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "second",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.entitlement",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical conflict rule',
-                'verbose_name_plural': 'historical conflict rules',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical conflict rule",
+                "verbose_name_plural": "historical conflict rules",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalConnector',
+            name="HistoricalConnector",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.CharField(db_index=True, max_length=100)),
-                ('kind', models.CharField(choices=[('manual', 'Manual (a person does it and marks it done)'), ('webhook', 'Webhook (signed HTTP POST)')], max_length=10)),
-                ('url', models.URLField(blank=True, help_text='Webhook only: where events are POSTed.', validators=[django.core.validators.URLValidator(schemes=['http', 'https'])])),
-                ('timeout_seconds', models.PositiveSmallIntegerField(default=10)),
-                ('max_attempts', models.PositiveSmallIntegerField(default=5, help_text='Deliveries tried (with backoff) before an alert is raised.')),
-                ('is_active', models.BooleanField(default=True)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(db_index=True, max_length=100)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual (a person does it and marks it done)"),
+                            ("webhook", "Webhook (signed HTTP POST)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "url",
+                    models.URLField(
+                        blank=True,
+                        help_text="Webhook only: where events are POSTed.",
+                        validators=[django.core.validators.URLValidator(schemes=["http", "https"])],
+                    ),
+                ),
+                ("timeout_seconds", models.PositiveSmallIntegerField(default=10)),
+                (
+                    "max_attempts",
+                    models.PositiveSmallIntegerField(
+                        default=5,
+                        help_text="Deliveries tried (with backoff) before an alert is raised.",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical connector',
-                'verbose_name_plural': 'historical connectors',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical connector",
+                "verbose_name_plural": "historical connectors",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalDelegation',
+            name="HistoricalDelegation",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('starts_at', models.DateTimeField()),
-                ('ends_at', models.DateTimeField()),
-                ('reason', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('delegate', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('delegator', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("starts_at", models.DateTimeField()),
+                ("ends_at", models.DateTimeField()),
+                ("reason", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "delegate",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "delegator",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical delegation',
-                'verbose_name_plural': 'historical delegations',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical delegation",
+                "verbose_name_plural": "historical delegations",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalGrant',
+            name="HistoricalGrant",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('state', models.CharField(choices=[('scheduled', 'Scheduled'), ('active', 'Active'), ('expired', 'Expired'), ('revoked', 'Revoked')], max_length=10)),
-                ('break_glass', models.BooleanField(default=False)),
-                ('starts_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('revoke_reason', models.TextField(blank=True)),
-                ('provisioned_at', models.DateTimeField(blank=True, help_text='When the connector confirmed the access was set up.', null=True)),
-                ('deprovisioned_at', models.DateTimeField(blank=True, help_text='When the connector confirmed the access was removed.', null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('warned_24h_for', models.DateTimeField(blank=True, null=True)),
-                ('warned_1h_for', models.DateTimeField(blank=True, null=True)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('beneficiary', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('entitlement', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.entitlement')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.accessrequest')),
-                ('revoked_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("active", "Active"),
+                            ("expired", "Expired"),
+                            ("revoked", "Revoked"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("break_glass", models.BooleanField(default=False)),
+                ("starts_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("revoke_reason", models.TextField(blank=True)),
+                (
+                    "provisioned_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the connector confirmed the access was set up.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "deprovisioned_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the connector confirmed the access was removed.",
+                        null=True,
+                    ),
+                ),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("warned_24h_for", models.DateTimeField(blank=True, null=True)),
+                ("warned_1h_for", models.DateTimeField(blank=True, null=True)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "beneficiary",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "entitlement",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.entitlement",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.accessrequest",
+                    ),
+                ),
+                (
+                    "revoked_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical grant',
-                'verbose_name_plural': 'historical grants',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical grant",
+                "verbose_name_plural": "historical grants",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalNotification',
+            name="HistoricalNotification",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('key', models.CharField(db_index=True, max_length=200)),
-                ('subject', models.CharField(max_length=200)),
-                ('body', models.TextField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('recipient', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(db_index=True, max_length=200)),
+                ("subject", models.CharField(max_length=200)),
+                ("body", models.TextField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "recipient",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical notification',
-                'verbose_name_plural': 'historical notifications',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical notification",
+                "verbose_name_plural": "historical notifications",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalPolicyStage',
+            name="HistoricalPolicyStage",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField(help_text='Stages are decided in order, starting at 1.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(5)])),
-                ('approver_rule', models.CharField(choices=[('manager', "Beneficiary's manager"), ('entitlement_owner', 'Entitlement owner'), ('system_owner', 'System owner'), ('owner_or_manager', 'Entitlement owner or manager'), ('security_admin', 'Security admin')], max_length=20)),
-                ('quorum', models.PositiveSmallIntegerField(default=1, help_text='How many different people must approve this stage.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10)])),
-                ('step_up', models.BooleanField(default=False, help_text='Approvers must have verified a code in the last 5 minutes.')),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('policy', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.approvalpolicy')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        help_text="Stages are decided in order, starting at 1.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(5),
+                        ],
+                    ),
+                ),
+                (
+                    "approver_rule",
+                    models.CharField(
+                        choices=[
+                            ("manager", "Beneficiary's manager"),
+                            ("entitlement_owner", "Entitlement owner"),
+                            ("system_owner", "System owner"),
+                            ("owner_or_manager", "Entitlement owner or manager"),
+                            ("security_admin", "Security admin"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "quorum",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        help_text="How many different people must approve this stage.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(10),
+                        ],
+                    ),
+                ),
+                (
+                    "step_up",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Approvers must have verified a code in the last 5 minutes.",
+                    ),
+                ),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.approvalpolicy",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical policy stage',
-                'verbose_name_plural': 'historical policy stages',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical policy stage",
+                "verbose_name_plural": "historical policy stages",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalProvisioningTask',
+            name="HistoricalProvisioningTask",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('operation', models.CharField(choices=[('provision', 'Set up access'), ('deprovision', 'Remove access')], max_length=12)),
-                ('cause', models.CharField(help_text='The grant event: activated, expired, revoked.', max_length=30)),
-                ('status', models.CharField(choices=[('pending', 'Waiting'), ('confirmed', 'Confirmed'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response_body', models.TextField(blank=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('confirmed_at', models.DateTimeField(blank=True, null=True)),
-                ('note', models.TextField(blank=True)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('confirmed_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('connector', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.connector')),
-                ('grant', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.grant')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "operation",
+                    models.CharField(
+                        choices=[("provision", "Set up access"), ("deprovision", "Remove access")],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "cause",
+                    models.CharField(
+                        help_text="The grant event: activated, expired, revoked.", max_length=30
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting"),
+                            ("confirmed", "Confirmed"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("response_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("response_body", models.TextField(blank=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("confirmed_at", models.DateTimeField(blank=True, null=True)),
+                ("note", models.TextField(blank=True)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "confirmed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "connector",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.connector",
+                    ),
+                ),
+                (
+                    "grant",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.grant",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical provisioning task',
-                'verbose_name_plural': 'historical provisioning tasks',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical provisioning task",
+                "verbose_name_plural": "historical provisioning tasks",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalStageAssignment',
+            name="HistoricalStageAssignment",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('stage', models.PositiveSmallIntegerField()),
-                ('reason', models.CharField(choices=[('rule', 'Named by the policy'), ('fallback', 'Nobody else could decide'), ('escalation', 'Escalated after waiting too long')], default='rule', max_length=10)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('principal', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accessreq.accessrequest')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("stage", models.PositiveSmallIntegerField()),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("rule", "Named by the policy"),
+                            ("fallback", "Nobody else could decide"),
+                            ("escalation", "Escalated after waiting too long"),
+                        ],
+                        default="rule",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "principal",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accessreq.accessrequest",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical stage assignment',
-                'verbose_name_plural': 'historical stage assignments',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical stage assignment",
+                "verbose_name_plural": "historical stage assignments",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200, unique=True)),
-                ('subject', models.CharField(max_length=200)),
-                ('body', models.TextField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('recipient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=200, unique=True)),
+                ("subject", models.CharField(max_length=200)),
+                ("body", models.TextField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "recipient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='PolicyStage',
+            name="PolicyStage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField(help_text='Stages are decided in order, starting at 1.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(5)])),
-                ('approver_rule', models.CharField(choices=[('manager', "Beneficiary's manager"), ('entitlement_owner', 'Entitlement owner'), ('system_owner', 'System owner'), ('owner_or_manager', 'Entitlement owner or manager'), ('security_admin', 'Security admin')], max_length=20)),
-                ('quorum', models.PositiveSmallIntegerField(default=1, help_text='How many different people must approve this stage.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10)])),
-                ('step_up', models.BooleanField(default=False, help_text='Approvers must have verified a code in the last 5 minutes.')),
-                ('policy', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stages', to='accessreq.approvalpolicy')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        help_text="Stages are decided in order, starting at 1.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(5),
+                        ],
+                    ),
+                ),
+                (
+                    "approver_rule",
+                    models.CharField(
+                        choices=[
+                            ("manager", "Beneficiary's manager"),
+                            ("entitlement_owner", "Entitlement owner"),
+                            ("system_owner", "System owner"),
+                            ("owner_or_manager", "Entitlement owner or manager"),
+                            ("security_admin", "Security admin"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "quorum",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        help_text="How many different people must approve this stage.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(10),
+                        ],
+                    ),
+                ),
+                (
+                    "step_up",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Approvers must have verified a code in the last 5 minutes.",
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="stages",
+                        to="accessreq.approvalpolicy",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['policy', 'position'],
+                "ordering": ["policy", "position"],
             },
         ),
         migrations.CreateModel(
-            name='ProvisioningTask',
+            name="ProvisioningTask",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('operation', models.CharField(choices=[('provision', 'Set up access'), ('deprovision', 'Remove access')], max_length=12)),
-                ('cause', models.CharField(help_text='The grant event: activated, expired, revoked.', max_length=30)),
-                ('status', models.CharField(choices=[('pending', 'Waiting'), ('confirmed', 'Confirmed'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response_body', models.TextField(blank=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('confirmed_at', models.DateTimeField(blank=True, null=True)),
-                ('note', models.TextField(blank=True)),
-                ('confirmed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='provisioning_confirmed', to=settings.AUTH_USER_MODEL)),
-                ('connector', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tasks', to='accessreq.connector')),
-                ('grant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='provisioning_tasks', to='accessreq.grant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "operation",
+                    models.CharField(
+                        choices=[("provision", "Set up access"), ("deprovision", "Remove access")],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "cause",
+                    models.CharField(
+                        help_text="The grant event: activated, expired, revoked.", max_length=30
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting"),
+                            ("confirmed", "Confirmed"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("response_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("response_body", models.TextField(blank=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("confirmed_at", models.DateTimeField(blank=True, null=True)),
+                ("note", models.TextField(blank=True)),
+                (
+                    "confirmed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="provisioning_confirmed",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "connector",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="tasks",
+                        to="accessreq.connector",
+                    ),
+                ),
+                (
+                    "grant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="provisioning_tasks",
+                        to="accessreq.grant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'pk'],
+                "ordering": ["created_at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='StageAssignment',
+            name="StageAssignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stage', models.PositiveSmallIntegerField()),
-                ('reason', models.CharField(choices=[('rule', 'Named by the policy'), ('fallback', 'Nobody else could decide'), ('escalation', 'Escalated after waiting too long')], default='rule', max_length=10)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('principal', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='stage_assignments', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assignments', to='accessreq.accessrequest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stage", models.PositiveSmallIntegerField()),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("rule", "Named by the policy"),
+                            ("fallback", "Nobody else could decide"),
+                            ("escalation", "Escalated after waiting too long"),
+                        ],
+                        default="rule",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "principal",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="stage_assignments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="assignments",
+                        to="accessreq.accessrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['request', 'stage', 'principal'],
+                "ordering": ["request", "stage", "principal"],
             },
         ),
         migrations.CreateModel(
-            name='Approval',
+            name="Approval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stage', models.PositiveSmallIntegerField()),
-                ('decision', models.CharField(choices=[('approve', 'Approved'), ('deny', 'Denied')], max_length=7)),
-                ('comment', models.TextField(blank=True)),
-                ('mfa_method', models.CharField(blank=True, max_length=20)),
-                ('mfa_age_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('decided_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('approver', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='approvals_given', to=settings.AUTH_USER_MODEL)),
-                ('on_behalf_of', models.ForeignKey(blank=True, help_text='The approver this person stood in for as a delegate.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='approvals_delegated', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='approvals', to='accessreq.accessrequest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stage", models.PositiveSmallIntegerField()),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[("approve", "Approved"), ("deny", "Denied")], max_length=7
+                    ),
+                ),
+                ("comment", models.TextField(blank=True)),
+                ("mfa_method", models.CharField(blank=True, max_length=20)),
+                ("mfa_age_seconds", models.PositiveIntegerField(blank=True, null=True)),
+                ("decided_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "approver",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="approvals_given",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "on_behalf_of",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The approver this person stood in for as a delegate.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="approvals_delegated",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="approvals",
+                        to="accessreq.accessrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['request', 'stage', 'decided_at'],
-                'constraints': [models.UniqueConstraint(fields=('request', 'approver'), name='one_decision_per_person_per_request')],
+                "ordering": ["request", "stage", "decided_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("request", "approver"), name="one_decision_per_person_per_request"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ConflictRule',
+            name="ConflictRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(help_text="Shown to the requester, e.g. 'deployers may not approve releases'.", max_length=200)),
-                ('first', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accessreq.entitlement')),
-                ('second', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accessreq.entitlement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        help_text="Shown to the requester, e.g. 'deployers may not approve releases'.",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "first",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accessreq.entitlement",
+                    ),
+                ),
+                (
+                    "second",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accessreq.entitlement",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('first', 'second'), name='unique_conflict_pair'), models.CheckConstraint(condition=models.Q(('first', models.F('second')), _negated=True), name='conflict_needs_two')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("first", "second"), name="unique_conflict_pair"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("first", models.F("second")), _negated=True),
+                        name="conflict_needs_two",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Delegation',
+            name="Delegation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('starts_at', models.DateTimeField()),
-                ('ends_at', models.DateTimeField()),
-                ('reason', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('delegate', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='delegations_received', to=settings.AUTH_USER_MODEL)),
-                ('delegator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='delegations_given', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("starts_at", models.DateTimeField()),
+                ("ends_at", models.DateTimeField()),
+                ("reason", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "delegate",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="delegations_received",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "delegator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="delegations_given",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-starts_at'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('ends_at__gt', models.F('starts_at'))), name='delegation_ends_after_start'), models.CheckConstraint(condition=models.Q(('delegate', models.F('delegator')), _negated=True), name='delegation_not_to_self')],
+                "ordering": ["-starts_at"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("ends_at__gt", models.F("starts_at"))),
+                        name="delegation_ends_after_start",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("delegate", models.F("delegator")), _negated=True),
+                        name="delegation_not_to_self",
+                    ),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='grant',
-            index=models.Index(fields=['state', 'expires_at'], name='grant_state_expires'),
+            model_name="grant",
+            index=models.Index(fields=["state", "expires_at"], name="grant_state_expires"),
         ),
         migrations.AddIndex(
-            model_name='grant',
-            index=models.Index(fields=['beneficiary', 'state'], name='grant_beneficiary_state'),
+            model_name="grant",
+            index=models.Index(fields=["beneficiary", "state"], name="grant_beneficiary_state"),
         ),
         migrations.AddConstraint(
-            model_name='grant',
-            constraint=models.UniqueConstraint(condition=models.Q(('state__in', ('scheduled', 'active'))), fields=('beneficiary', 'entitlement'), name='one_live_grant_per_entitlement', violation_error_message='This person already holds this access.'),
+            model_name="grant",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state__in", ("scheduled", "active"))),
+                fields=("beneficiary", "entitlement"),
+                name="one_live_grant_per_entitlement",
+                violation_error_message="This person already holds this access.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='grant',
-            constraint=models.CheckConstraint(condition=models.Q(('expires_at__gt', models.F('starts_at'))), name='grant_ends_after_start'),
+            model_name="grant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("expires_at__gt", models.F("starts_at"))),
+                name="grant_ends_after_start",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='grant',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('revoked_at__isnull', False), ('state', 'revoked')), models.Q(models.Q(('state', 'revoked'), _negated=True), ('revoked_at__isnull', True)), _connector='OR'), name='grant_revoked_iff_revoked_at'),
+            model_name="grant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("revoked_at__isnull", False), ("state", "revoked")),
+                    models.Q(
+                        models.Q(("state", "revoked"), _negated=True), ("revoked_at__isnull", True)
+                    ),
+                    _connector="OR",
+                ),
+                name="grant_revoked_iff_revoked_at",
+            ),
         ),
         migrations.AddIndex(
-            model_name='accessrequest',
-            index=models.Index(fields=['state', 'created_at'], name='request_state_created'),
+            model_name="accessrequest",
+            index=models.Index(fields=["state", "created_at"], name="request_state_created"),
         ),
         migrations.AddIndex(
-            model_name='accessrequest',
-            index=models.Index(fields=['beneficiary', 'state'], name='request_beneficiary_state'),
+            model_name="accessrequest",
+            index=models.Index(fields=["beneficiary", "state"], name="request_beneficiary_state"),
         ),
         migrations.AddConstraint(
-            model_name='accessrequest',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'pending')), fields=('beneficiary', 'entitlement'), name='one_pending_request_per_entitlement', violation_error_message='There is already a pending request for this access.'),
+            model_name="accessrequest",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "pending")),
+                fields=("beneficiary", "entitlement"),
+                name="one_pending_request_per_entitlement",
+                violation_error_message="There is already a pending request for this access.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='accessrequest',
-            constraint=models.CheckConstraint(condition=models.Q(('duration__gt', datetime.timedelta(0))), name='request_duration_positive'),
+            model_name="accessrequest",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("duration__gt", datetime.timedelta(0))),
+                name="request_duration_positive",
+            ),
         ),
         migrations.AddIndex(
-            model_name='notification',
-            index=models.Index(fields=['sent_at', 'created_at'], name='notification_unsent'),
+            model_name="notification",
+            index=models.Index(fields=["sent_at", "created_at"], name="notification_unsent"),
         ),
         migrations.AddConstraint(
-            model_name='policystage',
-            constraint=models.UniqueConstraint(fields=('policy', 'position'), name='unique_stage_position'),
+            model_name="policystage",
+            constraint=models.UniqueConstraint(
+                fields=("policy", "position"), name="unique_stage_position"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='policystage',
-            constraint=models.CheckConstraint(condition=models.Q(('quorum__gte', 1)), name='stage_quorum_positive'),
+            model_name="policystage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quorum__gte", 1)), name="stage_quorum_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='provisioningtask',
-            constraint=models.UniqueConstraint(fields=('grant', 'operation'), name='one_task_per_grant_operation'),
+            model_name="provisioningtask",
+            constraint=models.UniqueConstraint(
+                fields=("grant", "operation"), name="one_task_per_grant_operation"
+            ),
         ),
         migrations.AddIndex(
-            model_name='stageassignment',
-            index=models.Index(fields=['principal', 'stage'], name='assignment_principal'),
+            model_name="stageassignment",
+            index=models.Index(fields=["principal", "stage"], name="assignment_principal"),
         ),
         migrations.AddConstraint(
-            model_name='stageassignment',
-            constraint=models.UniqueConstraint(fields=('request', 'stage', 'principal'), name='one_assignment_per_stage'),
+            model_name="stageassignment",
+            constraint=models.UniqueConstraint(
+                fields=("request", "stage", "principal"), name="one_assignment_per_stage"
+            ),
         ),
     ]
