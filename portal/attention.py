@@ -24,9 +24,82 @@ class Attention:
     level: str = "info"  # info | warning
 
 
+def _access_items(user: User) -> list[Attention]:
+    """Approvals waiting, break-glass reviews due, and the user's access about to end."""
+    from datetime import timedelta
+
+    from accessreq.models import Grant, GrantState, ProvisioningTask, TaskStatus
+    from accessreq.selectors import break_glass_to_review, inbox
+    from accessreq.services.common import now
+
+    at = now()
+    items: list[Attention] = []
+    waiting = inbox(user=user, at=at).count()
+    if waiting:
+        items.append(
+            Attention(
+                title=f"{waiting} request{'s' if waiting != 1 else ''} waiting for your decision",
+                detail="Oldest first in your approvals inbox.",
+                url=reverse("approvals"),
+                level="warning",
+            )
+        )
+    reviews = break_glass_to_review(user=user, at=at).count()
+    if reviews:
+        items.append(
+            Attention(
+                title=f"{reviews} break-glass use{'s' if reviews != 1 else ''} to review",
+                detail="Emergency access must be reviewed within a day of its use.",
+                url=reverse("approvals"),
+                level="warning",
+            )
+        )
+    ending = (
+        Grant.objects.filter(
+            beneficiary=user,
+            state=GrantState.ACTIVE,
+            expires_at__gt=at,
+            expires_at__lte=at + timedelta(hours=24),
+        )
+        .select_related("entitlement__system", "entitlement__environment")
+        .order_by("expires_at")
+    )
+    for grant in ending[:3]:
+        items.append(
+            Attention(
+                title=f"Your access to {grant.entitlement} ends at {grant.expires_at:%H:%M} UTC",
+                detail="Request an extension if you still need it; it goes through approval.",
+                url=reverse("grant_extend", args=[grant.pk]),
+            )
+        )
+    if roles.is_security_admin(user):
+        failed = ProvisioningTask.objects.filter(status=TaskStatus.FAILED).count()
+        manual = ProvisioningTask.objects.filter(
+            status=TaskStatus.PENDING, connector__kind="manual"
+        ).count()
+        if failed:
+            items.append(
+                Attention(
+                    title=f"{failed} provisioning task{'s' if failed != 1 else ''} failed",
+                    detail="A connector gave up after its retries; do it by hand or retry.",
+                    url=reverse("provisioning"),
+                    level="warning",
+                )
+            )
+        if manual:
+            items.append(
+                Attention(
+                    title=f"{manual} manual provisioning task{'s' if manual != 1 else ''} to do",
+                    detail="Set up or remove access by hand, then mark it done.",
+                    url=reverse("provisioning"),
+                )
+            )
+    return items
+
+
 def items_for(request: HttpRequest) -> list[Attention]:
     user = signed_in_user(request)
-    items: list[Attention] = []
+    items: list[Attention] = _access_items(user)
     left = backup_codes_left(user)
     if left <= 3:
         items.append(

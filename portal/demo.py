@@ -25,7 +25,7 @@ from accessreq.models import Entitlement, Environment, RiskTier, Scope, System
 from audit.services import record
 from portal.history import acting_as
 from portal.models import Team, TOTPDevice, User
-from portal.roles import AUDITOR, SECURITY_ADMIN, ensure_groups
+from portal.roles import AUDITOR, ON_CALL, SECURITY_ADMIN, ensure_groups
 
 DEMO_PASSWORD = "gatehouse-demo"  # noqa: S105 - published on purpose: demo personas only
 
@@ -42,7 +42,7 @@ class Persona:
 
 
 PERSONAS = (
-    Persona("developer", "developer@example.com", "Dana Whitfield"),
+    Persona("developer", "developer@example.com", "Dana Whitfield", (ON_CALL,)),
     Persona("manager", "manager@example.com", "Marcus Chen"),
     Persona("system owner", "owner@example.com", "Olivia Brandt"),
     Persona(
@@ -408,6 +408,9 @@ def demo_seed(*, actor: User) -> SeedResult:
                         "description": _entitlement_description(ent, spec.slug, scopes),
                         "max_duration": ent.max_duration,
                         "ticket_required": ent.environment in _TICKET_ENVIRONMENTS,
+                        # On-call engineers may deploy a fix to production in an incident.
+                        "emergency_capable": ent.slug == "deployer"
+                        and ent.environment in _TICKET_ENVIRONMENTS,
                     },
                 )
                 created["entitlements"] += new

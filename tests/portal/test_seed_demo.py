@@ -19,7 +19,7 @@ from accessreq.models import Entitlement, Environment, RiskTier, Scope, System
 from audit.models import AuditEvent
 from portal.demo import DEMO_PASSWORD, PERSONAS, persona_lines
 from portal.models import Team, TOTPDevice, User
-from portal.roles import AUDITOR, SECURITY_ADMIN
+from portal.roles import AUDITOR, ON_CALL, SECURITY_ADMIN
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +118,9 @@ class TestSeeded:
         assert owner.owned_entitlements.filter(environment__slug="prod").exists()
         assert security.is_staff and security.in_group(SECURITY_ADMIN)
         assert auditor.in_group(AUDITOR) and not auditor.is_staff
-        assert not developer.is_staff and not developer.groups.exists()
+        # The developer is on call (break-glass), and in no group with admin rights.
+        assert not developer.is_staff
+        assert list(developer.groups.values_list("name", flat=True)) == [ON_CALL]
         for user in people.values():
             assert user.check_password(DEMO_PASSWORD)
             assert TOTPDevice.objects.filter(user=user, confirmed=True, confirmed_at__isnull=False)
@@ -208,7 +210,8 @@ class TestSeeded:
 
     def test_refused_in_production_unless_forced(self, settings: Settings) -> None:
         settings.PRODUCTION = True
-        Entitlement.objects.filter(environment__slug="prod-pci").delete()  # 3 of them
+        # The two prod-pci entitlements no demo request refers to.
+        Entitlement.objects.filter(environment__slug="prod-pci", requests__isnull=True).delete()
         before = row_counts()
 
         with pytest.raises(CommandError, match="production.*--force"):
@@ -217,7 +220,7 @@ class TestSeeded:
         assert AuditEvent.objects.filter(action="demo.seeded").count() == 1
 
         output = seed("--force")
-        assert "Created this run: 3 entitlements." in output
+        assert "Created this run: 2 entitlements." in output
         assert AuditEvent.objects.filter(action="demo.seeded").count() == 2
 
 
@@ -225,3 +228,20 @@ def test_persona_lines_before_seeding_say_how_to_load_them() -> None:
     assert persona_lines() == [
         "  No demo personas yet: run `python manage.py seed_demo` to load them."
     ]
+
+
+def test_demo_workflow_gives_each_persona_something_to_do() -> None:
+    from accessreq.models import AccessRequest, Grant
+    from accessreq.selectors import holds_scope, inbox
+    from accessreq.services.common import now
+
+    seed("--no-personas")
+    seed("--no-personas")  # the workflow step runs once
+    assert AccessRequest.objects.count() == 5
+    manager = User.objects.get(email="manager@example.com")
+    developer = User.objects.get(email="developer@example.com")
+    assert inbox(user=manager, at=now()).count() == 3
+    assert holds_scope(user=developer, scope="deploy", system="payments-service", environment="dev")
+    revoked = Grant.objects.get(beneficiary=developer, state="revoked")
+    assert revoked.revoked_by.email == "owner@example.com"
+    assert developer.in_group(ON_CALL)
