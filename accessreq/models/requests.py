@@ -24,18 +24,24 @@ class RequestKind(models.TextChoices):
 
 class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
     def visible_to(self, user: Any) -> AccessRequestQuerySet:
-        """Requests a person may open: their own, ones they approved, and all for security admins
-        and auditors. Approvers reach pending requests through the inbox selector instead."""
+        """Requests a person may open: their own; ones they were asked to decide or review (or
+        stand in for someone who was); ones on what they own; all for security admins and
+        auditors."""
+        from django.utils import timezone
+
         from portal.roles import can_read_audit
 
         if not getattr(user, "is_authenticated", False):
             return self.none()
         if can_read_audit(user):
             return self.all()
+        delegators = Delegation.objects.in_force(timezone.now()).filter(delegate=user)
         return self.filter(
             Q(requester=user)
             | Q(beneficiary=user)
             | Q(approvals__approver=user)
+            | Q(assignments__principal=user)
+            | Q(assignments__principal__in=delegators.values("delegator"))
             | Q(entitlement__owners=user)
             | Q(entitlement__system__owners=user)
         ).distinct()
