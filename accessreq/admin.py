@@ -1,9 +1,38 @@
-"""Admin for the catalog: searchable, filterable, history-tracked and audited."""
+"""Admin for the catalog, policies and connectors (history-tracked, every edit audited), and
+read-only views of requests, grants and their work, which only the workflow services change."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import Count, Model, QuerySet
+from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
 
-from accessreq.models import Entitlement, Environment, Scope, System
-from portal.admin_audit import AuditedAdmin
+from accessreq.models import (
+    AccessRequest,
+    Approval,
+    ApprovalPolicy,
+    ConflictRule,
+    Connector,
+    ConnectorKind,
+    Delegation,
+    Entitlement,
+    Environment,
+    Grant,
+    Notification,
+    PolicyStage,
+    ProvisioningTask,
+    Scope,
+    StageAssignment,
+    System,
+)
+from audit.services import record
+from portal.admin_audit import AuditedAdmin, ReadOnlyAdmin
+from portal.history import acting_as
 from portal.templatetags.gatehouse import duration
 
 
@@ -39,6 +68,9 @@ class EntitlementAdmin(AuditedAdmin):
         "tier",
         "longest_grant",
         "ticket_required",
+        "emergency_capable",
+        "policy",
+        "connector",
         "is_active",
     )
     list_filter = (
@@ -46,12 +78,32 @@ class EntitlementAdmin(AuditedAdmin):
         "environment",
         "system",
         "ticket_required",
+        "emergency_capable",
+        "policy",
+        "connector",
         "is_active",
     )
-    list_select_related = ("system", "environment")
+    list_select_related = ("system", "environment", "policy", "connector")
     search_fields = ("name", "slug", "system__name", "environment__name", "scopes__slug")
-    autocomplete_fields = ("system", "environment", "owners", "scopes")
+    autocomplete_fields = ("system", "environment", "owners", "scopes", "policy", "connector")
     prepopulated_fields = {"slug": ("name",)}
+    fieldsets = (
+        (None, {"fields": ("system", "environment", "name", "slug", "description", "scopes")}),
+        ("Who owns it", {"fields": ("owners",)}),
+        (
+            "Requesting",
+            {
+                "fields": (
+                    "max_duration",
+                    "ticket_required",
+                    "policy",
+                    "emergency_capable",
+                    "is_active",
+                )
+            },
+        ),
+        ("Provisioning", {"fields": ("connector",)}),
+    )
 
     @admin.display(description="Max duration", ordering="max_duration")
     def longest_grant(self, obj: Entitlement) -> str:
@@ -60,3 +112,304 @@ class EntitlementAdmin(AuditedAdmin):
     @admin.display(description="Risk tier", ordering="environment__risk_tier")
     def tier(self, obj: Entitlement) -> str:
         return obj.environment.get_risk_tier_display()
+
+
+# --- Policies ---------------------------------------------------------------------------------
+
+
+def _record_inline_changes(request: HttpRequest, formset: Any) -> None:
+    """Save an inline formset with one audit event per stage added, changed or removed."""
+    instances = formset.save(commit=False)
+    for obj in formset.deleted_objects:
+        record(actor=request.user, action="admin.object.deleted", target=obj, request=request)
+        obj.delete()
+    for obj in instances:
+        created = obj.pk is None
+        obj.save()
+        changed: list[str] = next((fields for o, fields in formset.changed_objects if o is obj), [])
+        record(
+            actor=request.user,
+            action="admin.object.created" if created else "admin.object.changed",
+            target=obj,
+            data={"fields": sorted(changed)},
+            request=request,
+        )
+    formset.save_m2m()
+
+
+class PolicyStageInline(admin.TabularInline):
+    model = PolicyStage
+    extra = 0
+    min_num = 1
+    fields = ("position", "approver_rule", "quorum", "step_up")
+    ordering = ("position",)
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(AuditedAdmin):
+    """A policy and its stages, edited together; each stage edit is its own audit event."""
+
+    list_display = ("name", "tier", "stage_summary", "entitlement_count")
+    list_filter = ("tier",)
+    search_fields = ("name", "description")
+    inlines = (PolicyStageInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalPolicy]:
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("stages")
+            .annotate(entitlement_total=Count("entitlements"))
+        )
+
+    @admin.display(description="Stages")
+    def stage_summary(self, obj: ApprovalPolicy) -> str:
+        stages = sorted(obj.stages.all(), key=lambda s: s.position)
+        return " → ".join(
+            f"{s.get_approver_rule_display()}"
+            + (f" ×{s.quorum}" if s.quorum > 1 else "")
+            + (" (step-up)" if s.step_up else "")
+            for s in stages
+        )
+
+    @admin.display(description="Overrides on entitlements", ordering="entitlement_total")
+    def entitlement_count(self, obj: Any) -> int:
+        return int(obj.entitlement_total)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        with transaction.atomic(), acting_as(request.user):
+            _record_inline_changes(request, formset)
+
+
+@admin.register(ConflictRule)
+class ConflictRuleAdmin(AuditedAdmin):
+    """Separation of duties: pairs of entitlements nobody may hold together."""
+
+    list_display = ("first", "second", "reason")
+    list_select_related = (
+        "first__system",
+        "first__environment",
+        "second__system",
+        "second__environment",
+    )
+    search_fields = ("reason", "first__name", "second__name", "first__system__name")
+    autocomplete_fields = ("first", "second")
+
+
+# --- Connectors -------------------------------------------------------------------------------
+
+
+class ConnectorForm(forms.ModelForm):
+    """The signing secret is write-only: typed in, encrypted, never shown back."""
+
+    url = forms.URLField(
+        label="URL",
+        required=False,
+        assume_scheme="https",
+        max_length=200,
+        widget=forms.URLInput(attrs={"class": "vURLField"}),
+        help_text="Webhook only: where events are POSTed (http or https).",
+    )
+    secret = forms.CharField(
+        label="Signing secret",
+        required=False,
+        strip=False,
+        max_length=500,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=(
+            "Webhook only. Write-only: the secret is stored encrypted and never shown again. "
+            "Leave empty to keep the current one."
+        ),
+    )
+    clear_secret = forms.BooleanField(
+        label="Remove the stored secret", required=False, help_text="Manual connectors only."
+    )
+
+    class Meta:
+        model = Connector
+        fields = ("name", "kind", "url", "timeout_seconds", "max_attempts", "is_active")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        secret = cleaned.get("secret", "")
+        if secret and len(secret) < 16:
+            self.add_error("secret", "Use at least 16 characters, ideally a random 32.")
+        if cleaned.get("kind") == ConnectorKind.WEBHOOK:
+            has_secret = bool(self.instance.secret_encrypted) and not cleaned.get("clear_secret")
+            if not secret and not has_secret:
+                self.add_error("secret", "A webhook connector needs a signing secret.")
+            if not cleaned.get("url"):
+                self.add_error("url", "A webhook connector needs a URL to POST events to.")
+        return cleaned
+
+
+@admin.register(Connector)
+class ConnectorAdmin(AuditedAdmin):
+    form = ConnectorForm
+    list_display = ("name", "kind", "url", "has_secret", "max_attempts", "is_active")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name", "url")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "is_active")}),
+        (
+            "Webhook",
+            {"fields": ("url", "secret", "clear_secret", "timeout_seconds", "max_attempts")},
+        ),
+    )
+
+    @admin.display(description="Secret set", boolean=True)
+    def has_secret(self, obj: Connector) -> bool:
+        return bool(obj.secret_encrypted)
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        assert isinstance(obj, Connector)
+        if form.cleaned_data.get("secret"):
+            obj.set_secret(form.cleaned_data["secret"])
+        elif form.cleaned_data.get("clear_secret"):
+            obj.set_secret("")
+        super().save_model(request, obj, form, change)
+
+
+# --- Read-only: changed only by the workflow services ------------------------------------------
+
+
+class ReadOnlyHistoryAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+    """Viewable with its field history; never added, changed, deleted or reverted here."""
+
+    list_per_page = 50
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ApprovalInline(ReadOnlyInline):
+    model = Approval
+    fields = (
+        "stage",
+        "approver",
+        "on_behalf_of",
+        "decision",
+        "comment",
+        "mfa_method",
+        "mfa_age_seconds",
+        "decided_at",
+    )
+    readonly_fields = fields
+
+
+class StageAssignmentInline(ReadOnlyInline):
+    model = StageAssignment
+    fields = ("stage", "principal", "reason", "created_at")
+    readonly_fields = fields
+
+
+_ENTITLEMENT = ("entitlement__system", "entitlement__environment")
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(ReadOnlyHistoryAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "kind",
+        "state",
+        "requester",
+        "beneficiary",
+        "entitlement",
+        "current_stage",
+    )
+    list_filter = ("state", "kind", "entitlement__environment__risk_tier")
+    list_select_related = ("requester", "beneficiary", *_ENTITLEMENT)
+    search_fields = (
+        "=id",
+        "requester__email",
+        "beneficiary__email",
+        "entitlement__name",
+        "entitlement__system__name",
+        "justification",
+        "ticket",
+        "incident",
+    )
+    date_hierarchy = "created_at"
+    inlines = (ApprovalInline, StageAssignmentInline)
+
+
+@admin.register(Grant)
+class GrantAdmin(ReadOnlyHistoryAdmin):
+    list_display = (
+        "id",
+        "beneficiary",
+        "entitlement",
+        "state",
+        "break_glass",
+        "starts_at",
+        "expires_at",
+        "provisioned_at",
+        "deprovisioned_at",
+    )
+    list_filter = ("state", "break_glass", "entitlement__environment__risk_tier")
+    list_select_related = ("beneficiary", *_ENTITLEMENT)
+    search_fields = (
+        "=id",
+        "beneficiary__email",
+        "beneficiary__display_name",
+        "entitlement__name",
+        "entitlement__system__name",
+        "revoke_reason",
+    )
+    date_hierarchy = "starts_at"
+
+
+@admin.register(Delegation)
+class DelegationAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("delegator", "delegate", "starts_at", "ends_at", "cancelled_at", "reason")
+    list_select_related = ("delegator", "delegate")
+    search_fields = ("delegator__email", "delegate__email", "reason")
+    date_hierarchy = "starts_at"
+
+
+@admin.register(ProvisioningTask)
+class ProvisioningTaskAdmin(ReadOnlyHistoryAdmin):
+    list_display = (
+        "id",
+        "operation",
+        "grant_link",
+        "connector",
+        "status",
+        "attempts",
+        "response_status",
+        "created_at",
+        "confirmed_at",
+    )
+    list_filter = ("status", "operation", "connector")
+    list_select_related = (
+        "connector",
+        "grant__beneficiary",
+        *("grant__" + f for f in _ENTITLEMENT),
+    )
+    search_fields = ("=id", "=grant__id", "grant__beneficiary__email", "last_error")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Grant", ordering="grant")
+    def grant_link(self, obj: ProvisioningTask) -> str:
+        return str(obj.grant)
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("subject", "recipient", "created_at", "sent_at", "attempts")
+    list_filter = ("sent_at",)
+    list_select_related = ("recipient",)
+    search_fields = ("subject", "recipient__email", "key")
+    date_hierarchy = "created_at"

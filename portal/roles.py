@@ -41,6 +41,7 @@ _VIEW_ONLY = {
         "delegation",
         "provisioningtask",
         "stageassignment",
+        "notification",
     ],
 }
 # Auditors are read-only everywhere they look.

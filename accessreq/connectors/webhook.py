@@ -8,14 +8,16 @@ Headers sent with each delivery:
 - ``X-Gatehouse-Signature``: ``sha256=`` + hex HMAC-SHA256 over ``<timestamp>.<body>`` with the
   connector's secret
 
-Any 2xx answer confirms the operation. Receivers check the signature with :func:`verify` and
-refuse timestamps older than a few minutes.
+Any 2xx answer confirms the operation; redirects are not followed (a 3xx counts as a failure).
+Receivers check the signature with :func:`verify` and refuse timestamps older than a few
+minutes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import time
 import urllib.error
@@ -62,7 +64,20 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *, max_age:
         age = abs(time.time() - int(timestamp))
     except ValueError:
         return False
-    return age <= max_age and hmac.compare_digest(sign(secret, timestamp, body), signature)
+    expected = sign(secret, timestamp, body).encode()
+    # Bytes, so a header with non-ASCII characters is a mismatch rather than a TypeError.
+    return age <= max_age and hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is not a confirmation: urllib would follow it as a GET without the signed
+    body, so a 3xx is reported as the answer it is."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
 
 
 def deliver(task: ProvisioningTask) -> DeliveryResult:
@@ -84,7 +99,7 @@ def deliver(task: ProvisioningTask) -> DeliveryResult:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=connector.timeout_seconds) as response:  # noqa: S310
+        with _opener.open(request, timeout=connector.timeout_seconds) as response:
             text = response.read(_READ_LIMIT).decode("utf-8", "replace")
             return DeliveryResult(
                 ok=200 <= response.status < 300, status=response.status, body=text
@@ -92,6 +107,7 @@ def deliver(task: ProvisioningTask) -> DeliveryResult:
     except urllib.error.HTTPError as error:
         text = error.read(_READ_LIMIT).decode("utf-8", "replace") if error.fp else ""
         return DeliveryResult(ok=False, status=error.code, body=text, error=f"HTTP {error.code}")
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+        # Refused, unreachable, timed out, a garbled answer: all are failed attempts, not crashes.
         reason = getattr(error, "reason", error)
         return DeliveryResult(ok=False, error=f"{type(error).__name__}: {reason}")

@@ -54,7 +54,7 @@ def test_high_tier_needs_manager_then_owner_with_step_up(requester, manager, own
     req.refresh_from_db()
     assert req.state == RequestState.ACTIVE
     grant = req.grant
-    assert grant.state == GrantState.ACTIVE
+    assert grant is not None and grant.state == GrantState.ACTIVE
     # The duration starts at approval, not at submission.
     assert abs((grant.expires_at - grant.starts_at) - timedelta(hours=8)) < timedelta(seconds=1)
     assert holds_scope(user=requester, scope="deploy", system="payments", environment="prod")

@@ -243,5 +243,5 @@ def test_demo_workflow_gives_each_persona_something_to_do() -> None:
     assert inbox(user=manager, at=now()).count() == 3
     assert holds_scope(user=developer, scope="deploy", system="payments-service", environment="dev")
     revoked = Grant.objects.get(beneficiary=developer, state="revoked")
-    assert revoked.revoked_by.email == "owner@example.com"
+    assert revoked.revoked_by is not None and revoked.revoked_by.email == "owner@example.com"
     assert developer.in_group(ON_CALL)
