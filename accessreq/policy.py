@@ -136,13 +136,24 @@ def stage_approvers(
 def approval_preview(
     entitlement: Entitlement, *, requester: User, beneficiary: User
 ) -> list[dict[str, Any]]:
-    """What the request form shows before submitting: each stage and who would decide it."""
+    """What the request form shows before submitting: each stage and who would decide it.
+
+    One person decides at most one stage, so someone who is the only approver of an earlier stage
+    is not offered for a later one; a stage left with nobody shows its security-admin fallback.
+    """
     preview = []
+    taken: set[int] = set()
     for stage in stages_for(entitlement):
         approvers = stage_approvers(
             stage["rule"], requester=requester, beneficiary=beneficiary, entitlement=entitlement
         )
-        preview.append(
-            {**stage, "people": approvers.people, "fallback": approvers.reason != "rule"}
-        )
+        people = [p for p in approvers.people if p.pk not in taken]
+        fallback = approvers.reason != AssignmentReason.RULE
+        if not people and approvers.people:
+            excluded = {requester.pk, beneficiary.pk} | taken
+            people = [p for p in security_admins() if p.pk not in excluded]
+            fallback = True
+        if len(people) == 1:
+            taken.add(people[0].pk)
+        preview.append({**stage, "people": people, "fallback": fallback})
     return preview

@@ -62,15 +62,24 @@ def inbox(*, user: Any, at: datetime) -> AccessRequestQuerySet:
     """Pending requests waiting for ``user`` at their current stage, directly or as a delegate,
     oldest first. Never the user's own requests or ones they already decided."""
     delegators = Delegation.objects.in_force(at).filter(delegate=user).values("delegator")
-    assigned = StageAssignment.objects.filter(
-        request=OuterRef("pk"), stage=OuterRef("current_stage")
-    ).filter(Q(principal=user) | Q(principal__in=delegators))
+    # As in deciding_principal: nobody acts for someone who decided or was stood in for.
+    principal_used = Approval.objects.filter(request=OuterRef("request")).filter(
+        Q(approver=OuterRef("principal")) | Q(on_behalf_of=OuterRef("principal"))
+    )
+    assigned = (
+        StageAssignment.objects.filter(request=OuterRef("pk"), stage=OuterRef("current_stage"))
+        .filter(Q(principal=user) | Q(principal__in=delegators))
+        .exclude(Exists(principal_used))
+    )
+    user_used = Approval.objects.filter(request=OuterRef("pk")).filter(
+        Q(approver=user) | Q(on_behalf_of=user)
+    )
     return (
         AccessRequest.objects.filter(state=RequestState.PENDING)
         .exclude(requester=user)
         .exclude(beneficiary=user)
         .filter(Exists(assigned))
-        .exclude(Exists(Approval.objects.filter(request=OuterRef("pk"), approver=user)))
+        .exclude(Exists(user_used))
         .for_listing()
         .order_by("created_at", "pk")
     )
@@ -105,3 +114,28 @@ def my_requests(*, user: Any) -> AccessRequestQuerySet:
 def my_grants(*, user: Any) -> GrantQuerySet:
     """The user's grants: live ones and those that ended, newest first."""
     return Grant.objects.filter(beneficiary=user).for_listing().order_by("-starts_at", "-pk")
+
+
+def managed_grants(*, user: Any, at: datetime, text: str = "") -> GrantQuerySet:
+    """Live grants on entitlements or systems ``user`` owns (security admins: all), matching
+    ``text`` on system, environment, entitlement or holder; the soonest to end first."""
+    from accessreq.models import System
+    from portal.roles import is_security_admin
+
+    qs = Grant.objects.live().filter(expires_at__gt=at)
+    if not is_security_admin(user):
+        qs = qs.filter(
+            Q(entitlement__in=Entitlement.objects.filter(owners=user))
+            | Q(entitlement__system__in=System.objects.filter(owners=user))
+        )
+    for word in text.split()[:8]:
+        qs = qs.filter(
+            Q(entitlement__name__icontains=word)
+            | Q(entitlement__slug__icontains=word)
+            | Q(entitlement__system__name__icontains=word)
+            | Q(entitlement__system__slug__icontains=word)
+            | Q(entitlement__environment__name__icontains=word)
+            | Q(beneficiary__display_name__icontains=word)
+            | Q(beneficiary__email__icontains=word)
+        )
+    return qs.for_listing().order_by("expires_at", "pk")

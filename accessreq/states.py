@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from django.db import models
 
+from accessreq.errors import WorkflowError
+
 
 class RequestState(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -70,8 +72,13 @@ FINAL_STATES = frozenset(
 )
 
 
-class IllegalTransition(Exception):
-    """A service was asked to move a request along an edge the table does not have."""
+class IllegalTransition(WorkflowError):
+    """A service was asked to move a request along an edge the table does not have; a
+    WorkflowError, so a view shows the message instead of failing."""
+
+
+def _label(state: str) -> str:
+    return RequestState(state).label.lower() if state in RequestState.values else state or "new"
 
 
 def check_transition(source: str, target: str) -> Transition:
@@ -79,6 +86,5 @@ def check_transition(source: str, target: str) -> Transition:
     try:
         return _ALLOWED[(source, target)]
     except KeyError:
-        source_label = RequestState(source).label.lower() if source else "new"
-        target_label = RequestState(target).label.lower()
+        source_label, target_label = _label(source), _label(target)
         raise IllegalTransition(f"A {source_label} request cannot become {target_label}.") from None

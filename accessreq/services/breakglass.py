@@ -97,6 +97,9 @@ def break_glass_take(
     if conflicts:
         raise WorkflowError("Separation of duties: " + "; ".join(conflicts))
     check_transition(START, RequestState.ACTIVE)
+    from accessreq.services.grants import grants_expire_lapsed
+
+    grants_expire_lapsed(beneficiary=actor, entitlement=entitlement, at=clock)
     try:
         with transaction.atomic():
             access_request = AccessRequest.objects.create(

@@ -17,6 +17,7 @@ from accessreq.errors import NotAllowed, WorkflowError
 from accessreq.models import (
     LIVE_GRANT_STATES,
     AccessRequest,
+    Entitlement,
     Grant,
     GrantState,
     Operation,
@@ -50,25 +51,47 @@ def grant_from_approval(
     The duration starts when access starts: at approval, or at the requested start time.
     Must run inside the approving transaction with the request locked.
     """
+    grant = None
     if access_request.kind == RequestKind.EXTENSION and access_request.grant_id:
         grant = Grant.objects.select_for_update().get(pk=access_request.grant_id)
-        if grant.state in LIVE_GRANT_STATES and grant.expires_at > at:
-            previous = grant.expires_at
-            ceiling = at + access_request.entitlement.longest_grant
-            grant.expires_at = min(max(previous, at) + access_request.duration, ceiling)
-            grant.expires_at = max(grant.expires_at, previous)
-            grant.warned_24h_for = grant.warned_1h_for = None
-            grant.save()
-            move(
-                access_request,
-                RequestState.ACTIVE,
-                actor=actor,
-                action="grant.extended",
-                data={**_grant_data(grant), "previous_expires_at": previous.isoformat()},
-                http=http,
+        if grant.state not in LIVE_GRANT_STATES or grant.expires_at <= at:
+            # It ended while the extension waited: the request stops following it (it may
+            # still have to be marked expired below) and gets a fresh grant.
+            grant = access_request.grant = None
+            access_request.save(update_fields=["grant"])
+    if grant is None:
+        grants_expire_lapsed(
+            beneficiary=access_request.beneficiary, entitlement=access_request.entitlement, at=at
+        )
+        # Access taken while the request waited (break-glass) is extended, as a request for
+        # held access would have been; a second live grant can't exist.
+        grant = (
+            Grant.objects.select_for_update()
+            .live()
+            .filter(
+                beneficiary=access_request.beneficiary_id,
+                entitlement=access_request.entitlement_id,
+                expires_at__gt=at,
             )
-            return grant
-        # The grant ended while the extension waited: it becomes a fresh grant.
+            .first()
+        )
+    if grant is not None:
+        previous = grant.expires_at
+        ceiling = at + access_request.entitlement.longest_grant
+        grant.expires_at = min(max(previous, at) + access_request.duration, ceiling)
+        grant.expires_at = max(grant.expires_at, previous)
+        grant.warned_24h_for = grant.warned_1h_for = None
+        grant.save()
+        access_request.grant = grant
+        move(
+            access_request,
+            RequestState.ACTIVE,
+            actor=actor,
+            action="grant.extended",
+            data={**_grant_data(grant), "previous_expires_at": previous.isoformat()},
+            http=http,
+        )
+        return grant
     starts_at = max(at, access_request.requested_start or at)
     grant = Grant.objects.create(
         beneficiary=access_request.beneficiary,
@@ -85,6 +108,27 @@ def grant_from_approval(
     if grant.state == GrantState.ACTIVE:
         _activate(grant, access_request, actor=actor, http=http)
     return grant
+
+
+def grants_expire_lapsed(*, beneficiary: User, entitlement: Entitlement, at: datetime) -> int:
+    """Expire the beneficiary's grants of ``entitlement`` that ended before the expiry job
+    caught up, so a new grant for it can start. Call inside the transaction that creates it."""
+    lapsed = (
+        Grant.objects.select_for_update()
+        .filter(
+            beneficiary=beneficiary,
+            entitlement=entitlement,
+            state__in=LIVE_GRANT_STATES,
+            expires_at__lte=at,
+        )
+        .select_related("entitlement__system", "entitlement__environment", "beneficiary")
+    )
+    system = User.objects.system_actor()
+    done = 0
+    for grant in lapsed:
+        _end(grant, GrantState.EXPIRED, actor=system, at=at)
+        done += 1
+    return done
 
 
 def _activate(
@@ -163,7 +207,7 @@ def _end(
         .order_by("pk")
     )
     for access_request in linked:
-        if access_request.state == RequestState.APPROVED:
+        if access_request.state == RequestState.APPROVED and target == RequestState.EXPIRED:
             # A scheduled grant that ends before the start job ran still passes through active,
             # so every request follows the state table.
             move(access_request, RequestState.ACTIVE, actor=actor, data=_grant_data(grant))
@@ -200,7 +244,11 @@ def grant_revoke(
         raise WorkflowError("Give a reason for revoking; the holder and auditors will see it.")
     clock = now()
     if grant.state not in LIVE_GRANT_STATES or grant.expires_at <= clock:
-        raise WorkflowError(f"This access has already ended ({grant.get_state_display().lower()}).")
+        # A live grant past its end has expired even if the expiry job has not caught up.
+        ended = (
+            grant.get_state_display().lower() if grant.state not in LIVE_GRANT_STATES else "expired"
+        )
+        raise WorkflowError(f"This access has already ended ({ended}).")
     _end(grant, GrantState.REVOKED, actor=actor, at=clock, reason=reason, http=http)
     if actor.pk != grant.beneficiary_id:
         notify(
@@ -235,8 +283,11 @@ def expiry_warnings_send() -> int:
             for grant in due:
                 if getattr(grant, field) == grant.expires_at:
                     continue
-                if label == "24h" and grant.expires_at - grant.starts_at <= ahead:
-                    continue  # a grant shorter than a day gets only the 1-hour warning
+                if grant.expires_at - grant.starts_at <= ahead:
+                    # A grant no longer than the warning's lead time was just granted with its
+                    # end time: one shorter than a day gets only the 1-hour warning, one of an
+                    # hour or less none.
+                    continue
                 setattr(grant, field, grant.expires_at)
                 grant.save(update_fields=[field])
                 left = human_duration(grant.expires_at - clock)

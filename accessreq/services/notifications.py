@@ -77,12 +77,20 @@ def notification_send(notification_id: int) -> bool:
         if notification is None:
             return False
         notification.attempts += 1
-        send_mail(
-            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{notification.subject}",
-            message=notification.body,
-            from_email=None,
-            recipient_list=[notification.recipient.email],
-        )
-        notification.sent_at = timezone.now()
+        failure: Exception | None = None
+        try:
+            send_mail(
+                subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{notification.subject}",
+                message=notification.body,
+                from_email=None,
+                recipient_list=[notification.recipient.email],
+            )
+        except Exception as exc:  # counted below, then raised for the task to log
+            failure = exc
+        else:
+            notification.sent_at = timezone.now()
+        # A failed attempt is counted too, so the resend job gives up after a few.
         notification.save(update_fields=["attempts", "sent_at"])
+    if failure is not None:
+        raise failure
     return True

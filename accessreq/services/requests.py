@@ -208,16 +208,22 @@ def _open_stage(access_request: AccessRequest, position: int, *, at: datetime) -
         beneficiary=access_request.beneficiary,
         entitlement=access_request.entitlement,
     )
-    # A person who already decided an earlier stage can't satisfy this one too.
+    # A person who already decided an earlier stage can't satisfy this one too; when that
+    # leaves nobody, the stage falls back to the security admins, as when the rule names nobody.
     used = _principals_used(access_request)
     people = [p for p in approvers.people if p.pk not in used]
+    reason = approvers.reason
+    if not people:
+        excluded = used | {access_request.requester_id, access_request.beneficiary_id}
+        people = [p for p in security_admins() if p.pk not in excluded]
+        reason = AssignmentReason.FALLBACK
     StageAssignment.objects.bulk_create(
         [
             StageAssignment(
                 request=access_request,
                 stage=position,
                 principal=person,
-                reason=approvers.reason,
+                reason=reason,
                 created_at=at,
             )
             for person in people
