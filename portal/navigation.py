@@ -45,6 +45,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Break-glass", "break_glass", roles.is_on_call, "/break-glass/"),
     NavItem("Provisioning", "provisioning", roles.is_security_admin, "/provisioning/"),
     NavItem("Audit", "audit:search", roles.can_read_audit, "/audit/"),
+    NavItem("Docs", "docs:index", _anyone, "/docs/"),
     NavItem(
         "Admin",
         "admin:index",

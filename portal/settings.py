@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "portal",
     "accessreq",
     "audit",
+    "docs",
     "portal.apps.GatehouseAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -269,6 +270,14 @@ BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", 120, minimum=15)
 BREAK_GLASS_REVIEW_HOURS = env_int("BREAK_GLASS_REVIEW_HOURS", 24, minimum=1)
 # First wait before a failed webhook delivery is retried; it doubles with each attempt.
 PROVISIONING_RETRY_SECONDS = env_int("PROVISIONING_RETRY_SECONDS", 30, minimum=0)
+
+# --- Docs ----------------------------------------------------------------------------------
+
+# Who people contact about security; shown on every docs page.
+SECURITY_LIAISON_NAME = env_str("SECURITY_LIAISON_NAME", "Security team")
+SECURITY_LIAISON_CONTACT = env_str("SECURITY_LIAISON_CONTACT", "security@example.com")
+# How often runbooks must be reviewed unless a runbook sets its own interval.
+RUNBOOK_REVIEW_DAYS = env_int("RUNBOOK_REVIEW_DAYS", 180, minimum=1)
 
 # --- Authentication ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("accessreq.urls")),
     path("", include("audit.urls")),
+    path("docs/", include("docs.urls")),
 ]
 
 handler404 = "portal.errors.not_found"

@@ -1,0 +1,1 @@
+"""Runbooks and live diagrams: the portal's own documentation, kept next to what it documents."""
