@@ -10,7 +10,6 @@ from django.contrib import admin
 from django.db import transaction
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest
-from simple_history.admin import SimpleHistoryAdmin
 
 from accessreq.models import (
     AccessRequest,
@@ -31,7 +30,7 @@ from accessreq.models import (
     System,
 )
 from audit.services import record
-from portal.admin_audit import AuditedAdmin, ReadOnlyAdmin
+from portal.admin_audit import AuditedAdmin, ReadOnlyAdmin, SafeHistoryAdmin
 from portal.history import acting_as
 from portal.templatetags.gatehouse import duration
 
@@ -273,7 +272,7 @@ class ConnectorAdmin(AuditedAdmin):
 # --- Read-only: changed only by the workflow services ------------------------------------------
 
 
-class ReadOnlyHistoryAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+class ReadOnlyHistoryAdmin(ReadOnlyAdmin, SafeHistoryAdmin):
     """Viewable with its field history; never added, changed, deleted or reverted here."""
 
     list_per_page = 50

@@ -28,7 +28,7 @@ from accessreq.models import (
     Grant,
     StageAssignment,
 )
-from accessreq.policy import STEP_UP_TIERS
+from accessreq.services.requests import requires_step_up
 from accessreq.states import RequestState
 from portal.models import User
 
@@ -54,7 +54,7 @@ class InboxRow:
 
     @property
     def needs_step_up(self) -> bool:
-        return bool(self.stage.get("step_up"))
+        return requires_step_up(self.request)
 
     @property
     def bulk_eligible(self) -> bool:
@@ -73,9 +73,7 @@ class InboxRow:
 def bulk_eligible(access_request: AccessRequest) -> bool:
     """Low and medium tier requests whose current stage needs no step-up may be approved in bulk;
     anything riskier is approved one by one, with a fresh second factor."""
-    stage = access_request.stage(access_request.current_stage) or {}
-    tier = access_request.entitlement.environment.risk_tier
-    return tier not in STEP_UP_TIERS and not stage.get("step_up")
+    return not requires_step_up(access_request)
 
 
 def inbox_rows(requests: Iterable[AccessRequest], *, user: User, at: datetime) -> list[InboxRow]:

@@ -108,6 +108,15 @@ def security_admins() -> list[User]:
     return list(_active_humans().filter(groups__name=SECURITY_ADMIN).distinct())
 
 
+def conflicted(requester: User, beneficiary: User) -> set[int]:
+    """People who may never decide this request: whoever asked, whoever benefits, and, for a
+    service account, everyone who owns it (they act through it)."""
+    people = {requester.pk, beneficiary.pk}
+    if beneficiary.kind == User.Kind.SERVICE:
+        people |= set(beneficiary.owners.values_list("pk", flat=True))
+    return people
+
+
 @dataclass(frozen=True)
 class StageApprovers:
     """The people a stage would be assigned to, and why."""
@@ -121,7 +130,7 @@ def stage_approvers(
 ) -> StageApprovers:
     """Who the stage goes to: the rule's people minus the requester and the beneficiary; when
     that leaves nobody, the security admins (minus the same two), so no request is stranded."""
-    excluded = {requester.pk, beneficiary.pk}
+    excluded = conflicted(requester, beneficiary)
     people = [
         p
         for p in rule_people(rule, beneficiary=beneficiary, entitlement=entitlement)
@@ -150,7 +159,7 @@ def approval_preview(
         people = [p for p in approvers.people if p.pk not in taken]
         fallback = approvers.reason != AssignmentReason.RULE
         if not people and approvers.people:
-            excluded = {requester.pk, beneficiary.pk} | taken
+            excluded = conflicted(requester, beneficiary) | taken
             people = [p for p in security_admins() if p.pk not in excluded]
             fallback = True
         if len(people) == 1:

@@ -78,6 +78,7 @@ def inbox(*, user: Any, at: datetime) -> AccessRequestQuerySet:
         AccessRequest.objects.filter(state=RequestState.PENDING)
         .exclude(requester=user)
         .exclude(beneficiary=user)
+        .exclude(beneficiary__owners=user)  # owners act through their service accounts
         .filter(Exists(assigned))
         .exclude(Exists(user_used))
         .for_listing()

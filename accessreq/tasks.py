@@ -103,6 +103,9 @@ def provisioning_run(self: Any, task_id: int) -> str:
         )
         if task is None:
             return "settled"
+        grant = task.grant
+        if task.operation == "provision" and (grant.revoked_at or grant.ended_at):
+            return "access ended before set-up"  # the grant's end cancels this task
         result = backend(task.connector.kind)(task)
         if result is None:
             return "waiting for a person"

@@ -47,6 +47,7 @@ ACTIONS: dict[str, str] = {
     "provisioning.confirmed": "A connector (or a person) confirmed a grant was set up or removed",
     "provisioning.attempt_failed": "A connector delivery attempt failed and will be retried",
     "provisioning.retried": "A failed provisioning task was sent again",
+    "provisioning.cancelled": "A set-up not yet carried out was cancelled because access ended",
     "alert.provisioning.failed": "A connector failed after all retries; the task needs a person",
     # The ledger itself
     "audit.checkpoint.signed": "A checkpoint (signed tree head) was signed",
@@ -55,6 +56,13 @@ ACTIONS: dict[str, str] = {
     "audit.exported": "Audit events were exported as an evidence bundle",
     "alert.ledger.verification_failed": "Ledger verification found a problem",
     "alert.ledger.anchor_failed": "A checkpoint could not be anchored outside the database",
+    # Runbooks (docs)
+    "runbook.seeded": "A runbook was created from its file in the repository",
+    "runbook.updated_from_file": "A runbook not edited in the portal was updated from its new file",
+    "runbook.created": "A security admin wrote a new runbook in the portal",
+    "runbook.updated": "A security admin edited a runbook in the portal",
+    "runbook.reviewed": "A runbook was marked as reviewed",
+    "runbook.review_reminded": "A runbook's owner was reminded that it is due for review",
     # Demo data
     "demo.seeded": "Demo data was loaded",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Model
 from django.http import HttpRequest
@@ -14,7 +15,22 @@ from audit.services import record
 from portal.history import acting_as
 
 
-class AuditedAdmin(SimpleHistoryAdmin):
+class SafeHistoryAdmin(SimpleHistoryAdmin):
+    """simple-history's page for an old version saves its form on POST after checking only the
+    *view* permission; here it is read-only unless the person may change the record (and reverting
+    is off site-wide, SIMPLE_HISTORY_REVERT_DISABLED)."""
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> Any:
+        if request.method not in ("GET", "HEAD"):
+            obj = self.get_object(request, object_id)
+            if not self.has_change_permission(request, obj):
+                raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class AuditedAdmin(SafeHistoryAdmin):
     """A history-tracked admin; each create, change and delete is an audit event."""
 
     list_per_page = 50

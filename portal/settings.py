@@ -257,6 +257,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accessreq.tasks.notifications_resend",
         "schedule": 300.0,
     },
+    # Hourly is plenty: an owner is emailed once per due date however often it runs.
+    "docs-runbook-review-reminders": {
+        "task": "docs.tasks.runbook_review_reminders",
+        "schedule": 3600.0,
+    },
 }
 
 # --- Access workflow -----------------------------------------------------------------------
@@ -409,3 +414,5 @@ LOGGING = {
 }
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+# State changes go through services with audit events; an old version is never restored wholesale.
+SIMPLE_HISTORY_REVERT_DISABLED = True

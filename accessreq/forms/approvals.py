@@ -159,6 +159,14 @@ class DelegationForm(forms.Form):
         starts_on, ends_on = data.get("starts_on"), data.get("ends_on")
         if isinstance(starts_on, date) and isinstance(ends_on, date) and ends_on < starts_on:
             self.add_error("ends_on", "The last day must be on or after the first day.")
+        today = datetime.now(UTC).date()
+        # Delegations last at most 90 days (the service says so); far dates are refused here so
+        # the day arithmetic below can't overflow.
+        for name, day in (("starts_on", starts_on), ("ends_on", ends_on)):
+            if isinstance(day, date) and not (
+                today - timedelta(days=366) <= day <= today + timedelta(days=366)
+            ):
+                self.add_error(name, "Choose a day within a year from today.")
         return data
 
     def window(self) -> tuple[datetime, datetime]:

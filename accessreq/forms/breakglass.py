@@ -119,6 +119,7 @@ class BreakGlassReviewForm(forms.Form):
         },
     )
     revoke = forms.BooleanField(label="Revoke this access now", required=False)
+    code = code_field()
 
     def clean_comment(self) -> str:
         return str(self.cleaned_data["comment"]).strip()

@@ -191,6 +191,7 @@ class TaskStatus(models.TextChoices):
     PENDING = "pending", "Waiting"
     CONFIRMED = "confirmed", "Confirmed"
     FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled: access ended first"
 
 
 class ProvisioningTaskQuerySet(models.QuerySet["ProvisioningTask"]):

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
+from simple_history.utils import bulk_create_with_history
 
 from accessreq.errors import NotAllowed, StepUpRequired, WorkflowError
 from accessreq.models import (
@@ -93,6 +94,7 @@ def break_glass_take(
         raise WorkflowError(
             f"You already hold this access until {held.expires_at:%Y-%m-%d %H:%M} UTC."
         )
+    User.objects.select_for_update().filter(pk=actor.pk).first()  # see request_submit
     conflicts = sod_conflicts(actor, entitlement, at=clock)
     if conflicts:
         raise WorkflowError("Separation of duties: " + "; ".join(conflicts))
@@ -130,15 +132,18 @@ def break_glass_take(
     access_request.grant = grant
     access_request.save()
     reviewers = break_glass_reviewers(access_request)
-    StageAssignment.objects.bulk_create(
-        StageAssignment(
-            request=access_request,
-            stage=REVIEW_STAGE,
-            principal=person,
-            reason=AssignmentReason.RULE,
-            created_at=clock,
-        )
-        for person in reviewers
+    bulk_create_with_history(
+        [
+            StageAssignment(
+                request=access_request,
+                stage=REVIEW_STAGE,
+                principal=person,
+                reason=AssignmentReason.RULE,
+                created_at=clock,
+            )
+            for person in reviewers
+        ],
+        StageAssignment,
     )
     record(
         actor=actor,
@@ -184,9 +189,12 @@ def break_glass_review(
     request_id: int,
     comment: str,
     revoke: bool = False,
+    mfa: MfaContext | None = None,
     http: HttpRequest | None = None,
 ) -> AccessRequest:
-    """An approver confirms a break-glass use after the fact, or revokes the access it gave."""
+    """An approver confirms a break-glass use after the fact, or revokes the access it gave.
+    Like an approval of risky access, it needs a fresh second factor."""
+    mfa = mfa or MfaContext.from_request(http)
     from accessreq.models import Delegation
 
     access_request = (
@@ -215,6 +223,10 @@ def break_glass_review(
         raise NotAllowed("No such break-glass use.")
     if access_request.reviewed_at is not None:
         raise WorkflowError(f"{access_request.reviewed_by} already reviewed this use.")
+    if not mfa.fresh:
+        raise StepUpRequired(
+            "Reviewing break-glass needs a fresh second factor: enter a code from your app."
+        )
     comment = comment.strip()
     if not comment:
         raise WorkflowError("Write what you found; the review comment is the record of it.")
@@ -232,18 +244,22 @@ def break_glass_review(
             "overdue": access_request.review_overdue_at is not None,
             "on_behalf_of": str(principal) if principal.pk != actor.pk else None,
             "delegate": str(actor) if principal.pk != actor.pk else None,
+            **mfa.as_data(),
         },
         request=http,
     )
-    grant = access_request.grant
     live = (GrantState.ACTIVE, GrantState.SCHEDULED)
-    if revoke and grant is not None and grant.state in live and grant.expires_at > clock:
+    grant = (
+        Grant.objects.select_for_update().get(pk=access_request.grant_id)
+        if revoke and access_request.grant_id
+        else None
+    )
+    if grant is not None and grant.state in live and grant.expires_at > clock:
         # Reviewers may end access they found unjustified even if they don't own the system.
         from accessreq.services.grants import _end
 
-        locked = Grant.objects.select_for_update().get(pk=grant.pk)
         _end(
-            locked,
+            grant,
             GrantState.REVOKED,
             actor=actor,
             at=clock,

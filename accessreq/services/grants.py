@@ -25,7 +25,7 @@ from accessreq.models import (
 )
 from accessreq.services.common import move, now
 from accessreq.services.notifications import notify
-from accessreq.services.provisioning import provisioning_schedule
+from accessreq.services.provisioning import provisioning_cancel_setup, provisioning_schedule
 from accessreq.states import RequestState
 from portal.models import User
 from portal.templatetags.gatehouse import duration as human_duration
@@ -218,6 +218,7 @@ def _end(
             data={**_grant_data(grant), "reason": reason},
             http=http,
         )
+    provisioning_cancel_setup(grant, actor=actor)
     if was_active:
         provisioning_schedule(grant, Operation.DEPROVISION, cause=state)
     else:

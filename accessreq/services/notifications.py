@@ -21,7 +21,19 @@ from portal.models import User
 def notify(
     *, key: str, recipient: User, subject: str, lines: Iterable[str], path: str
 ) -> Notification | None:
-    """Queue one email to ``recipient`` linking to ``path``; a repeated ``key`` is a no-op."""
+    """Queue one email to ``recipient`` linking to ``path``; a repeated ``key`` is a no-op.
+    Mail for a service account goes to the people who own it."""
+    if recipient.kind == User.Kind.SERVICE:
+        lines = list(lines)
+        for owner in recipient.owners.filter(is_active=True, kind=User.Kind.HUMAN):
+            notify(
+                key=f"{key}:owner:{owner.pk}",
+                recipient=owner,
+                subject=f"{recipient}: {subject}",
+                lines=[f"About the service account {recipient}, which you own:", "", *lines],
+                path=path,
+            )
+        return None
     if not recipient.is_active or recipient.kind != User.Kind.HUMAN or not recipient.email:
         return None
     body = "\n".join(

@@ -60,6 +60,33 @@ def provisioning_schedule(grant: Grant, operation: str, *, cause: str) -> Provis
     return task
 
 
+def provisioning_cancel_setup(grant: Grant, *, actor: User) -> int:
+    """Cancel a set-up that had not been carried out when the grant ended, so a late retry or a
+    forgotten manual task can never give back access that was taken away. Call inside the
+    grant's transaction."""
+    open_tasks = ProvisioningTask.objects.select_for_update().filter(
+        grant=grant,
+        operation=Operation.PROVISION,
+        status__in=[TaskStatus.PENDING, TaskStatus.FAILED],
+    )
+    cancelled = 0
+    for task in open_tasks:
+        task.status = TaskStatus.CANCELLED
+        task.save()
+        record(
+            actor=actor,
+            action="provisioning.cancelled",
+            target=task,
+            data={"grant_id": grant.pk, "operation": task.operation, "attempts": task.attempts},
+        )
+        cancelled += 1
+    return cancelled
+
+
+def grant_is_live(grant: Grant) -> bool:
+    return grant.revoked_at is None and grant.ended_at is None
+
+
 def _confirm(task: ProvisioningTask, *, at: object) -> None:
     field = "provisioned_at" if task.operation == Operation.PROVISION else "deprovisioned_at"
     grant = Grant.objects.select_for_update().get(pk=task.grant_id)
@@ -78,6 +105,9 @@ def provisioning_record_attempt(*, task_id: int, result: DeliveryResult) -> Prov
         .first()
     )
     if task is None:
+        return None
+    if task.operation == Operation.PROVISION and not grant_is_live(task.grant):
+        provisioning_cancel_setup(task.grant, actor=User.objects.system_actor())
         return None
     clock = now()
     task.attempts += 1
@@ -128,6 +158,8 @@ def provisioning_confirm(
         raise NotAllowed("No such task.")
     if task.status == TaskStatus.CONFIRMED:
         raise WorkflowError("This task was already marked done.")
+    if task.status == TaskStatus.CANCELLED:
+        raise WorkflowError("This set-up was cancelled because the access ended; nothing to do.")
     clock = now()
     task.status = TaskStatus.CONFIRMED
     task.confirmed_at = clock
@@ -157,11 +189,18 @@ def provisioning_retry(*, actor: User, task_id: int, http: HttpRequest | None = 
     """Send a failed webhook task again, with a fresh set of attempts."""
     if not is_security_admin(actor):
         raise NotAllowed("No such task.")
-    task = ProvisioningTask.objects.select_for_update().filter(pk=task_id).first()
+    task = (
+        ProvisioningTask.objects.select_for_update()
+        .select_related("grant")
+        .filter(pk=task_id)
+        .first()
+    )
     if task is None:
         raise NotAllowed("No such task.")
     if task.status != TaskStatus.FAILED:
         raise WorkflowError("Only a failed task can be retried.")
+    if task.operation == Operation.PROVISION and not grant_is_live(task.grant):
+        raise WorkflowError("The access has ended, so it must not be set up again.")
     task.status = TaskStatus.PENDING
     task.attempts = 0
     task.save()

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import reverse
+from simple_history.utils import bulk_create_with_history
 
 from accessreq.errors import NotAllowed, StepUpRequired, WorkflowError
 from accessreq.models import (
@@ -29,7 +30,13 @@ from accessreq.models import (
     RequestKind,
     StageAssignment,
 )
-from accessreq.policy import security_admins, stage_approvers, stages_for
+from accessreq.policy import (
+    STEP_UP_TIERS,
+    conflicted,
+    security_admins,
+    stage_approvers,
+    stages_for,
+)
 from accessreq.services.common import MfaContext, move, now
 from accessreq.services.notifications import notify, notify_with_delegates
 from accessreq.states import START, RequestState, check_transition
@@ -51,7 +58,9 @@ def may_request_for(actor: User, beneficiary: User) -> bool:
     return False
 
 
-def sod_conflicts(beneficiary: User, entitlement: Entitlement, *, at: datetime) -> list[str]:
+def sod_conflicts(
+    beneficiary: User, entitlement: Entitlement, *, at: datetime, include_pending: bool = True
+) -> list[str]:
     """Reasons the beneficiary may not hold ``entitlement``: conflict rules naming it together
     with something they hold now or have asked for."""
     rules = ConflictRule.objects.filter(Q(first=entitlement) | Q(second=entitlement))
@@ -63,9 +72,12 @@ def sod_conflicts(beneficiary: User, entitlement: Entitlement, *, at: datetime) 
         holds = Grant.objects.filter(
             beneficiary=beneficiary, entitlement=other, revoked_at__isnull=True, expires_at__gt=at
         ).exists()
-        asked = AccessRequest.objects.filter(
-            beneficiary=beneficiary, entitlement=other, state=RequestState.PENDING
-        ).exists()
+        asked = (
+            include_pending
+            and AccessRequest.objects.filter(
+                beneficiary=beneficiary, entitlement=other, state=RequestState.PENDING
+            ).exists()
+        )
         if holds or asked:
             verb = "holds" if holds else "has requested"
             reasons.append(f"{beneficiary} {verb} {other}, which conflicts: {rule.reason}")
@@ -127,6 +139,9 @@ def request_submit(
             )
         if requested_start > clock + LATEST_START:
             raise WorkflowError("The start time must be within the next 30 days.")
+    # The beneficiary's row is the lock for separation of duties: two requests (or a request
+    # and a break-glass) for conflicting entitlements check one after the other.
+    User.objects.select_for_update().filter(pk=beneficiary.pk).first()
     conflicts = sod_conflicts(beneficiary, entitlement, at=clock)
     if conflicts:
         raise WorkflowError("Separation of duties: " + "; ".join(conflicts))
@@ -214,10 +229,10 @@ def _open_stage(access_request: AccessRequest, position: int, *, at: datetime) -
     people = [p for p in approvers.people if p.pk not in used]
     reason = approvers.reason
     if not people:
-        excluded = used | {access_request.requester_id, access_request.beneficiary_id}
+        excluded = used | conflicted(access_request.requester, access_request.beneficiary)
         people = [p for p in security_admins() if p.pk not in excluded]
         reason = AssignmentReason.FALLBACK
-    StageAssignment.objects.bulk_create(
+    bulk_create_with_history(
         [
             StageAssignment(
                 request=access_request,
@@ -227,7 +242,8 @@ def _open_stage(access_request: AccessRequest, position: int, *, at: datetime) -
                 created_at=at,
             )
             for person in people
-        ]
+        ],
+        StageAssignment,
     )
     kind = "extension of" if access_request.kind == RequestKind.EXTENSION else "access to"
     for person in people:
@@ -272,9 +288,10 @@ def _lock(request_id: int) -> AccessRequest:
 def deciding_principal(access_request: AccessRequest, actor: User, *, at: datetime) -> User | None:
     """Whom ``actor`` would decide the current stage for: themself if assigned, else the
     assigned approver they stand in for as a delegate; None if they may not decide it."""
-    if actor.pk in (access_request.requester_id, access_request.beneficiary_id):
-        return None
     if not actor.is_active or actor.kind != User.Kind.HUMAN:
+        return None
+    excluded = conflicted(access_request.requester, access_request.beneficiary)
+    if actor.pk in excluded:
         return None
     stage = access_request.current_stage
     assigned = set(
@@ -289,12 +306,20 @@ def deciding_principal(access_request: AccessRequest, actor: User, *, at: dateti
         return actor
     delegations = (
         Delegation.objects.in_force(at)
-        .filter(delegate=actor, delegator__in=assigned - used)
+        .filter(delegate=actor, delegator__in=assigned - used - excluded)
         .select_related("delegator")
         .order_by("delegator__display_name")
     )
     first = delegations.first()
     return first.delegator if first else None
+
+
+def requires_step_up(access_request: AccessRequest) -> bool:
+    """Deciding the current stage needs a fresh second factor: the stage says so, or the
+    entitlement is high or critical tier whatever its policy says."""
+    stage = access_request.stage(access_request.current_stage) or {}
+    tier = access_request.entitlement.environment.risk_tier
+    return bool(stage.get("step_up")) or tier in STEP_UP_TIERS
 
 
 def _decide_checks(
@@ -309,7 +334,7 @@ def _decide_checks(
                 f"{access_request.get_state_display().lower()}."
             )
         raise NotAllowed("No such request.")
-    if actor.pk in (access_request.requester_id, access_request.beneficiary_id):
+    if actor.pk in conflicted(access_request.requester, access_request.beneficiary):
         raise NotAllowed("Nobody decides their own request.")
     if access_request.approvals.filter(approver=actor).exists():
         raise WorkflowError("You have already decided this request.")
@@ -318,10 +343,14 @@ def _decide_checks(
         raise NotAllowed("This request is not waiting for you.")
     stage = access_request.stage(access_request.current_stage)
     assert stage is not None
-    if stage["step_up"] and not mfa.fresh:
+    if requires_step_up(access_request) and not mfa.fresh:
         raise StepUpRequired(
             "This request needs a fresh second factor: enter a code from your authenticator app."
         )
+    if not access_request.entitlement.is_active:
+        raise WorkflowError("This entitlement was withdrawn from the catalog; deny the request.")
+    if not access_request.beneficiary.is_active:
+        raise WorkflowError(f"{access_request.beneficiary}'s account is deactivated; deny it.")
     return principal, stage
 
 
@@ -387,6 +416,14 @@ def request_approve(
 
     from accessreq.services.grants import grant_from_approval
 
+    User.objects.select_for_update().filter(pk=access_request.beneficiary_id).first()
+    held_conflicts = sod_conflicts(
+        access_request.beneficiary, access_request.entitlement, at=clock, include_pending=False
+    )
+    if held_conflicts:
+        raise WorkflowError(
+            "Separation of duties: " + "; ".join(held_conflicts) + ". Deny this request."
+        )
     access_request.decided_at = clock
     move(
         access_request,
@@ -407,7 +444,25 @@ def request_approve(
         ],
         path=reverse("request_detail", args=[access_request.pk]),
     )
+    _tell_beneficiary(access_request, "approved", [_grant_line(access_request)])
     return access_request
+
+
+def _tell_beneficiary(access_request: AccessRequest, outcome: str, lines: list[str]) -> None:
+    """A request made for someone else: they (or a service account's owners) hear the outcome."""
+    if access_request.beneficiary_id == access_request.requester_id:
+        return
+    notify(
+        key=f"request:{access_request.pk}:{outcome}:beneficiary",
+        recipient=access_request.beneficiary,
+        subject=f"{outcome.capitalize()}: {access_request.entitlement}",
+        lines=[
+            f"{access_request.requester} requested {access_request.entitlement} for "
+            f"{access_request.beneficiary}; it was {outcome}.",
+            *lines,
+        ],
+        path=reverse("request_detail", args=[access_request.pk]),
+    )
 
 
 def _grant_line(access_request: AccessRequest) -> str:
@@ -475,6 +530,7 @@ def request_deny(
         ],
         path=reverse("request_detail", args=[access_request.pk]),
     )
+    _tell_beneficiary(access_request, "denied", [f"Comment: {comment}"])
     return access_request
 
 
@@ -552,14 +608,14 @@ def requests_escalate(*, limit: int = 500) -> int:
         )
         admins = security_admins()
         for access_request in batch:
-            excluded = {access_request.requester_id, access_request.beneficiary_id}
+            excluded = conflicted(access_request.requester, access_request.beneficiary)
             excluded |= _principals_used(access_request)
             stage = access_request.current_stage
             already = set(
                 access_request.assignments.filter(stage=stage).values_list("principal", flat=True)
             )
             added = [a for a in admins if a.pk not in excluded and a.pk not in already]
-            StageAssignment.objects.bulk_create(
+            bulk_create_with_history(
                 [
                     StageAssignment(
                         request=access_request,
@@ -569,7 +625,8 @@ def requests_escalate(*, limit: int = 500) -> int:
                         created_at=clock,
                     )
                     for admin in added
-                ]
+                ],
+                StageAssignment,
             )
             access_request.escalated_at = clock
             access_request.save()

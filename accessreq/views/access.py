@@ -248,6 +248,8 @@ def grant_detail(request: HttpRequest, grant_id: int) -> HttpResponse:
         "own": own,
         "pending": pending,
         "manages": not own and _manages_anything(user),
+        # Connector errors can name internal hosts: only the people who fix them see them.
+        "show_errors": is_security_admin(user),
     }
     return render(request, "accessreq/access/grant_detail.html", context)
 
@@ -288,8 +290,12 @@ def grant_extend(request: HttpRequest, grant_id: int) -> HttpResponse:
     """The one-click extension from the expiry warning: a new request for the same access, which
     goes through approval again and, once approved, moves the grant's end time."""
     user = signed_in_user(request)
+    # The holder, or an owner of the service account that holds it.
     grant = get_object_or_404(
-        Grant.objects.filter(beneficiary=user).for_listing().select_related("request"),
+        Grant.objects.filter(Q(beneficiary=user) | Q(beneficiary__owners=user))
+        .distinct()
+        .for_listing()
+        .select_related("request"),
         pk=grant_id,
     )
     entitlement = grant.entitlement
@@ -297,7 +303,7 @@ def grant_extend(request: HttpRequest, grant_id: int) -> HttpResponse:
     live = grant.state in LIVE_GRANT_STATES and grant.expires_at > clock
     pending = (
         AccessRequest.objects.filter(
-            beneficiary=user, entitlement=entitlement, state=RequestState.PENDING
+            beneficiary=grant.beneficiary, entitlement=entitlement, state=RequestState.PENDING
         )
         .order_by("-created_at")
         .first()
@@ -319,6 +325,7 @@ def grant_extend(request: HttpRequest, grant_id: int) -> HttpResponse:
             try:
                 created = request_submit(
                     actor=user,
+                    beneficiary=grant.beneficiary,
                     entitlement=entitlement,
                     justification=form.cleaned_data["justification"],
                     duration=form.cleaned_data["duration"],

@@ -121,16 +121,32 @@ def break_glass_review(request: HttpRequest, request_id: int) -> HttpResponse:
         if not waiting:
             raise Http404
         return render_inbox(request, review_failed=form, failed_id=request_id, status=400)
+    waiting = selectors.break_glass_to_review(user=user, at=now()).filter(pk=request_id).exists()
+    if form.cleaned_data["code"] and waiting:
+        # Reviewing an emergency use is an approval after the fact: it needs a fresh factor.
+        result = mfa_verify(request=request, user=user, code=form.cleaned_data["code"])
+        if not result.ok:
+            form.add_error("code", result.error)
+            return render_inbox(
+                request,
+                review_failed=form,
+                failed_id=request_id,
+                status=429 if result.retry_after else 400,
+            )
     try:
         reviewed = services.break_glass_review(
             actor=user,
             request_id=request_id,
             comment=form.cleaned_data["comment"],
             revoke=form.cleaned_data["revoke"],
+            mfa=MfaContext.from_request(request),
             http=request,
         )
     except NotAllowed:
         raise Http404 from None
+    except StepUpRequired as exc:
+        form.add_error("code", str(exc))
+        return render_inbox(request, review_failed=form, failed_id=request_id, status=400)
     except WorkflowError as exc:
         messages.error(request, str(exc))
         return redirect("approvals")

@@ -274,3 +274,24 @@ def test_entitlement_form_has_policy_break_glass_and_connector(
     page = verified_client(security_admin).get(f"/admin/accessreq/entitlement/{item.pk}/change/")
     fields = page.context["adminform"].form.fields
     assert {"policy", "emergency_capable", "connector"} <= set(fields)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["accessrequest", "grant", "provisioningtask"])
+def test_an_old_version_page_cannot_write_a_record(
+    verified_client, security_admin, requester, workflow, name
+) -> None:
+    """simple-history's page for an old version saves on POST after checking only the view
+    right; for records only services change, that POST is refused and nothing changes."""
+    client = verified_client(security_admin)
+    obj = MODELS[name].objects.order_by("pk").first()
+    version = obj.history.order_by("history_id").first()
+    url = f"/admin/accessreq/{name}/{obj.pk}/history/{version.history_id}/"
+    assert client.get(url).status_code in (200, 403)
+    before = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+    events = AuditEvent.objects.count()
+    response = client.post(url, {"beneficiary": requester.pk, "state": "approved"})
+    assert response.status_code == 403
+    obj.refresh_from_db()
+    assert {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields} == before
+    assert AuditEvent.objects.count() == events

@@ -162,14 +162,17 @@ def test_a_review_confirms_the_use_once(on_call, owner, manager, emergency):
     use = _take(on_call, emergency)
     assert list(break_glass_to_review(user=owner, at=now())) == [use]
     with pytest.raises(WorkflowError, match="Write what you found"):
-        break_glass_review(actor=owner, request_id=use.pk, comment=" ")
-    break_glass_review(actor=owner, request_id=use.pk, comment="Matches INC-1234")
+        break_glass_review(actor=owner, request_id=use.pk, comment=" ", mfa=FRESH)
+    with pytest.raises(StepUpRequired):
+        break_glass_review(actor=owner, request_id=use.pk, comment="Matches INC-1234")
+    assert AccessRequest.objects.get(pk=use.pk).reviewed_at is None
+    break_glass_review(actor=owner, request_id=use.pk, comment="Matches INC-1234", mfa=FRESH)
     use.refresh_from_db()
     assert use.reviewed_by == owner and use.review_comment == "Matches INC-1234"
     assert list(break_glass_to_review(user=owner, at=now())) == []
     assert list(break_glass_to_review(user=manager, at=now())) == []
     with pytest.raises(WorkflowError, match="Omar Owner already reviewed"):
-        break_glass_review(actor=manager, request_id=use.pk, comment="Me too")
+        break_glass_review(actor=manager, request_id=use.pk, comment="Me too", mfa=FRESH)
     assert _holds(on_call, emergency)  # confirmed, so the access runs its course
     event = AuditEvent.objects.get(action="request.break_glass_reviewed")
     assert event.data["revoke"] is False and event.actor_id == owner.pk
@@ -179,7 +182,11 @@ def test_a_review_confirms_the_use_once(on_call, owner, manager, emergency):
 def test_a_review_that_revokes_ends_the_access(on_call, security_admin, emergency):
     use = _take(on_call, emergency)
     break_glass_review(
-        actor=security_admin, request_id=use.pk, comment="No incident on record", revoke=True
+        actor=security_admin,
+        request_id=use.pk,
+        comment="No incident on record",
+        revoke=True,
+        mfa=FRESH,
     )
     use.refresh_from_db()
     grant = Grant.objects.get(pk=use.grant_id)

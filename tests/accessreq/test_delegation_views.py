@@ -200,3 +200,16 @@ def test_delegate_never_sees_or_decides_their_own_request(
     assert not any(str(m).startswith("Approved") for m in response.context["messages"])
     own.refresh_from_db()
     assert own.state == RequestState.PENDING and not Approval.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_day_far_in_the_future_is_a_form_error_not_a_crash(
+    verified_client, manager, deputy
+) -> None:
+    response = verified_client(manager).post(
+        "/approvals/delegation/",
+        {"delegate": deputy.pk, "starts_on": now().date().isoformat(), "ends_on": "9999-12-31"},
+    )
+    assert response.status_code == 400 or response.status_code == 200
+    assert "within a year from today" in response.content.decode()
+    assert not Delegation.objects.exists()

@@ -254,7 +254,9 @@ def test_an_overdue_break_glass_review_raises_one_alert(
         age_request(use, timedelta(hours=25))
     from accessreq.services.breakglass import break_glass_review
 
-    break_glass_review(actor=owner, request_id=uses[1].pk, comment="Checked the incident log")
+    break_glass_review(
+        actor=owner, request_id=uses[1].pk, comment="Checked the incident log", mfa=FRESH
+    )
 
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):

@@ -322,3 +322,37 @@ def test_verify_refuses_old_timestamps_and_odd_signatures() -> None:
     assert not webhook.verify(SECRET, stale, body, webhook.sign(SECRET, stale, body))
     assert not webhook.verify(SECRET, "not-a-number", body, good)
     assert not webhook.verify(SECRET, now, body, "sha256=ünïcode")
+
+
+@pytest.mark.django_db
+def test_a_setup_still_failing_when_access_ends_is_cancelled_and_never_sent_again(
+    receiver, entitlement_for, requester, owner, django_capture_on_commit_callbacks
+) -> None:
+    """The set-up fails, the access is revoked, then a late retry (or an admin's "retry") runs:
+    the receiver must never be told to set up access that was taken away."""
+    from accessreq.services.provisioning import provisioning_retry
+    from accessreq.tasks import provisioning_run
+
+    receiver.status = 503
+    item = entitlement_for(make_connector(receiver.url, max_attempts=2))
+    grant = activate(requester, item, owner, django_capture_on_commit_callbacks)
+    setup = ProvisioningTask.objects.get(grant=grant, operation=Operation.PROVISION)
+    assert setup.status == TaskStatus.FAILED and len(receiver.deliveries) == 2
+
+    receiver.status = 200
+    with django_capture_on_commit_callbacks(execute=True):
+        grant_revoke(actor=owner, grant_id=grant.pk, reason="Project cancelled")
+    setup.refresh_from_db()
+    assert setup.status == TaskStatus.CANCELLED
+    assert AuditEvent.objects.filter(action="provisioning.cancelled").count() == 1
+    assert [d.event["operation"] for d in receiver.deliveries[2:]] == ["deprovision"]
+
+    provisioning_run.apply(args=[setup.pk])  # a late retry
+    security = owner
+    security.is_superuser = True
+    security.save()
+    with pytest.raises(Exception, match="Only a failed task"):
+        provisioning_retry(actor=security, task_id=setup.pk)
+    assert [d.event["operation"] for d in receiver.deliveries[2:]] == ["deprovision"]
+    setup.refresh_from_db()
+    assert setup.status == TaskStatus.CANCELLED
