@@ -36,9 +36,9 @@ def test_catalog_search_and_phone_layout(
     expect(page).to_have_url(f"{live_server.url}/catalog/?q=payments&tier=")
     expect(rows).to_have_count(2)
     expect(page.get_by_text("2 entitlements")).to_be_visible()
-    expect(page.get_by_role("cell", name="Payments deployer")).to_be_visible()
-    expect(page.get_by_role("cell", name="Payments reader")).to_be_visible()
-    expect(page.get_by_role("cell", name="Ledger operator")).to_have_count(0)
+    expect(page.get_by_role("cell", name="Payments deployer", exact=True)).to_be_visible()
+    expect(page.get_by_role("cell", name="Payments reader", exact=True)).to_be_visible()
+    expect(page.get_by_role("cell", name="Ledger operator", exact=True)).to_have_count(0)
     expect(page.get_by_role("link", name="Clear")).to_be_visible()
 
     page.set_viewport_size({"width": 390, "height": 844})
