@@ -262,6 +262,25 @@ def grant_revoke(
     return grant
 
 
+def grants_revoke_for_person(
+    *, beneficiary: User, actor: User, reason: str, http: HttpRequest | None = None
+) -> int:
+    """Revoke everything ``beneficiary`` holds or is about to hold (offboarding). Called by the
+    deactivation service inside its transaction; connectors are told as for any revocation."""
+    clock = now()
+    grants = (
+        Grant.objects.select_for_update()
+        .filter(beneficiary=beneficiary, state__in=LIVE_GRANT_STATES)
+        .select_related("entitlement__system", "entitlement__environment", "beneficiary")
+        .order_by("pk")
+    )
+    count = 0
+    for grant in grants:
+        _end(grant, GrantState.REVOKED, actor=actor, at=clock, reason=reason, http=http)
+        count += 1
+    return count
+
+
 WARNINGS = (
     ("24h", timedelta(hours=24), "warned_24h_for"),
     ("1h", timedelta(hours=1), "warned_1h_for"),

@@ -20,7 +20,8 @@ def user_sessions_end(*, user: User) -> int:
 def user_deactivate(
     *, user: User, actor: User, reason: str = "", request: HttpRequest | None = None
 ) -> None:
-    """Deactivate ``user`` and end their sessions; the next request they make is signed out."""
+    """Deactivate ``user``, end their sessions (the next request they make is signed out) and
+    revoke every grant they hold."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     was_active = locked.is_active
     locked.is_active = False
@@ -34,6 +35,16 @@ def user_deactivate(
         data={"reason": reason, "sessions_ended": ended, "was_active": was_active},
         request=request,
     )
+    # Access checks already refuse a deactivated person; revoking also tells the connectors.
+    from accessreq.services.grants import grants_revoke_for_person
+
+    with acting_as(actor):
+        grants_revoke_for_person(
+            beneficiary=locked,
+            actor=actor,
+            reason=f"Account deactivated{': ' + reason if reason else ''}",
+            http=request,
+        )
     user.is_active = False
 
 

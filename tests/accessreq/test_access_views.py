@@ -575,3 +575,31 @@ def test_recently_ended_keeps_thirty_days(verified_client, requester, owner, gra
     response = client.get("/access/")
     assert response.context["ended"] == []
     assert "Nothing ended in the last 30 days" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_deactivating_a_person_revokes_what_they_hold(requester, owner, security_admin) -> None:
+    from accessreq.models import GrantState, RiskTier
+    from accessreq.services.common import MfaContext
+    from accessreq.services.requests import request_approve, request_submit
+    from portal.services.people import user_deactivate
+    from tests.factories import EntitlementFactory, EnvironmentFactory
+
+    entitlement = EntitlementFactory(
+        environment=EnvironmentFactory(slug="dev", risk_tier=RiskTier.LOW)
+    )
+    entitlement.owners.add(owner)
+    access_request = request_submit(
+        actor=requester,
+        entitlement=entitlement,
+        justification="Build the payout batching feature",
+        duration=timedelta(hours=8),
+    )
+    request_approve(actor=owner, request_id=access_request.pk, mfa=MfaContext("totp", 1))
+    user_deactivate(user=requester, actor=security_admin, reason="left the company")
+    access_request.refresh_from_db()
+    assert access_request.state == "revoked"
+    grant = access_request.grant
+    assert grant is not None and grant.state == GrantState.REVOKED
+    assert grant.revoke_reason == "Account deactivated: left the company"
+    assert grant.revoked_by == security_admin
