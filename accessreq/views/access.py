@@ -73,6 +73,9 @@ def _task(grant: Grant, operation: str) -> Any:
 
 def setup_status(grant: Grant, clock: datetime) -> Status:
     """Whether the connector has set up a live grant: confirmed, waiting, or failed."""
+    if grant.provisioned_at and _task(grant, Operation.PROVISION) is None:
+        # No connector: nothing to set up elsewhere; Gatehouse's own check is the access.
+        return Status("muted", "No connector", "checked by Gatehouse")
     if grant.provisioned_at:
         return Status("ok", "Set up", f"confirmed {_clock_label(grant.provisioned_at, clock)}")
     if grant.state == GrantState.SCHEDULED:
@@ -88,8 +91,11 @@ def setup_status(grant: Grant, clock: datetime) -> Status:
 def removal_status(grant: Grant, clock: datetime) -> Status:
     """Whether the connector has removed an ended grant: confirmed, waiting, or failed."""
     if grant.deprovisioned_at:
-        if grant.provisioned_at is None and _task(grant, Operation.PROVISION) is None:
-            return Status("muted", "Nothing to remove", "never set up")
+        if (
+            _task(grant, Operation.PROVISION) is None
+            and _task(grant, Operation.DEPROVISION) is None
+        ):
+            return Status("muted", "Nothing to remove", "no connector")
         return Status("ok", "Removed", f"confirmed {_clock_label(grant.deprovisioned_at, clock)}")
     if grant.state in LIVE_GRANT_STATES:
         # Past its end but not yet swept: access checks already refuse it.
