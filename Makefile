@@ -24,6 +24,7 @@ migrate: install
 
 run: migrate
 	$(BIN)/python manage.py seed_demo --no-personas
+	$(BIN)/python manage.py seed_runbooks
 	$(BIN)/python manage.py collectstatic --no-input -v 0
 	$(BIN)/python manage.py serve
 

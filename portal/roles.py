@@ -23,6 +23,7 @@ _MANAGED = {
         "conflictrule",
         "connector",
     ],
+    "docs": ["runbook"],
     "django_celery_beat": [
         "periodictask",
         "intervalschedule",
@@ -61,6 +62,7 @@ _AUDITOR_VIEW = {
         "delegation",
     ],
     "audit": ["auditevent", "checkpoint", "signingkey"],
+    "docs": ["runbook"],
 }
 
 
