@@ -39,7 +39,6 @@ from accessreq.services.requests import request_withdraw as withdraw_service
 from accessreq.states import FINAL_STATES, OPEN_STATES, RequestState
 from portal.models import User
 
-HELP_URL = "/docs/runbooks/requesting-access/"
 PAGE_SIZE = 25
 # The filters of "My requests": the tab's label and the states it shows (None: every state).
 STATE_FILTERS: dict[str, tuple[str, frozenset[str] | None]] = {
@@ -159,7 +158,7 @@ def request_new(request: HttpRequest, entitlement_id: int) -> HttpResponse:
     context |= {
         "entitlement": entitlement,
         "form": form,
-        "help_url": HELP_URL,
+        "help_url": reverse("docs:runbook", args=["requesting-access"]),
     }
     return render(request, "accessreq/requests/new.html", context)
 
@@ -290,7 +289,7 @@ def my_requests(request: HttpRequest) -> HttpResponse:
         ],
         "query": query.urlencode(),
         "here": request.get_full_path(),
-        "help_url": HELP_URL,
+        "help_url": reverse("docs:runbook", args=["requesting-access"]),
     }
     return render(request, "accessreq/requests/list.html", context)
 
@@ -343,7 +342,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         and access_request.entitlement.is_active,
         "may_decide": may_decide,
         "decide_url": f"{reverse('approvals')}#request-{access_request.pk}",
-        "help_url": HELP_URL,
+        "help_url": reverse("docs:runbook", args=["requesting-access"]),
         "clock": now(),
     }
     return render(request, "accessreq/requests/detail.html", context)
