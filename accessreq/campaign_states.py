@@ -1,10 +1,10 @@
 """The recertification state machines: one table for campaigns, one for their review items.
 
-Recertification campaigns are built in a later issue; their services will call
-:func:`check_campaign_transition` and :func:`check_item_transition` before changing a state, exactly
-as the request services use :mod:`accessreq.states`, so no code path can take an edge these tables
-do not have. The docs draw the campaign lifecycle diagram from these same tables today. The audit
-action codes are registered in ``audit/actions.py`` when the campaign services land.
+The campaign services (``accessreq/services/campaigns.py``) call :func:`check_campaign_transition`
+and :func:`check_item_transition` before changing a state, exactly as the request services use
+:mod:`accessreq.states`, so no code path can take an edge these tables do not have. The docs draw
+the campaign lifecycle diagram from these same tables. A reassigned item ends ``reassigned`` and a
+new pending item is created for the new reviewer.
 """
 
 from __future__ import annotations

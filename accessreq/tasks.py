@@ -119,3 +119,36 @@ def provisioning_run(self: Any, task_id: int) -> str:
             continue
         base = settings.PROVISIONING_RETRY_SECONDS
         raise self.retry(countdown=min(base * 2 ** (updated.attempts - 1), 3600))
+
+
+@shared_task(acks_late=True)
+def campaign_launch_due(template_id: int) -> int | None:
+    """Beat: launch this period's campaign of a template (idempotent; resumes a broken launch)."""
+    from accessreq.models import CampaignTemplate
+    from accessreq.services.campaigns import campaign_launch
+
+    if not CampaignTemplate.objects.filter(pk=template_id, is_active=True).exists():
+        return None
+    system = _system()
+    with acting_as(system):
+        return campaign_launch(template_id=template_id, actor=system).pk
+
+
+@shared_task(acks_late=True)
+def campaigns_daily() -> dict[str, int]:
+    """Beat: finish interrupted launches, send reminders and escalations, close due campaigns."""
+    from accessreq.campaign_states import CampaignState
+    from accessreq.models import Campaign
+    from accessreq.services.campaigns import campaign_launch, campaigns_close_due, reminders_send
+
+    system = _system()
+    with acting_as(system):
+        resumed = 0
+        for campaign in Campaign.objects.filter(state=CampaignState.LAUNCHING):
+            campaign_launch(template_id=campaign.template_id, actor=system, at=campaign.launched_at)
+            resumed += 1
+        return {
+            "resumed": resumed,
+            "reminded": reminders_send(),
+            "closed": campaigns_close_due(),
+        }

@@ -1,6 +1,15 @@
 from django.urls import path
 
-from accessreq.views import access, approvals, breakglass, catalog, provisioning, requests
+from accessreq.views import (
+    access,
+    approvals,
+    breakglass,
+    campaigns,
+    catalog,
+    provisioning,
+    requests,
+    reviews,
+)
 
 urlpatterns = [
     path("catalog/", catalog.catalog, name="catalog"),
@@ -31,6 +40,21 @@ urlpatterns = [
         "break-glass/<int:request_id>/review/",
         breakglass.break_glass_review,
         name="break_glass_review",
+    ),
+    # Recertification
+    path("reviews/", reviews.my_reviews, name="my_reviews"),
+    path("reviews/<int:item_id>/decide/", reviews.review_decide, name="review_decide"),
+    path("reviews/<int:item_id>/reassign/", reviews.review_reassign, name="review_reassign"),
+    path("reviews/bulk/", reviews.reviews_bulk_certify, name="reviews_bulk"),
+    path("campaigns/", campaigns.campaign_list, name="campaigns"),
+    path("campaigns/launch/", campaigns.campaign_launch, name="campaign_launch"),
+    path("campaigns/<int:campaign_id>/", campaigns.campaign_detail, name="campaign_detail"),
+    path("campaigns/<int:campaign_id>/close/", campaigns.campaign_close, name="campaign_close"),
+    path("campaigns/<int:campaign_id>/cancel/", campaigns.campaign_cancel, name="campaign_cancel"),
+    path(
+        "campaigns/<int:campaign_id>/evidence.<str:fmt>",
+        campaigns.campaign_evidence,
+        name="campaign_evidence",
     ),
     # Connectors' manual work
     path("provisioning/", provisioning.task_list, name="provisioning"),

@@ -56,6 +56,18 @@ ACTIONS: dict[str, str] = {
     "audit.exported": "Audit events were exported as an evidence bundle",
     "alert.ledger.verification_failed": "Ledger verification found a problem",
     "alert.ledger.anchor_failed": "A checkpoint could not be anchored outside the database",
+    # Recertification campaigns
+    "campaign.launched": "A recertification campaign was launched",
+    "campaign.opened": "A campaign's review items were all created and reviewers told",
+    "campaign.deadline": "A campaign reached its deadline",
+    "campaign.closed_early": "A security admin closed a campaign before its deadline",
+    "campaign.closed": "A campaign closed after its deadline action was applied",
+    "campaign.cancelled": "A campaign was cancelled",
+    "review.certified": "A reviewer confirmed that someone still needs their access",
+    "review.revoked": "A reviewer revoked someone's access in a campaign",
+    "review.reassigned": "A reviewer handed a review item to someone else",
+    "review.expired": "A review item was closed by the campaign's deadline action",
+    "review.escalated": "Overdue review items were escalated to the reviewer's manager",
     # Runbooks (docs)
     "runbook.seeded": "A runbook was created from its file in the repository",
     "runbook.updated_from_file": "A runbook not edited in the portal was updated from its new file",

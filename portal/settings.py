@@ -253,6 +253,9 @@ CELERY_BEAT_SCHEDULE = {
     "access-grants-activate": {"task": "accessreq.tasks.grants_activate", "schedule": 60.0},
     "access-expiry-warnings": {"task": "accessreq.tasks.expiry_warnings", "schedule": 300.0},
     "access-requests-sweep": {"task": "accessreq.tasks.requests_sweep", "schedule": 300.0},
+    # Hourly: reminders are once per reviewer and day, closing happens within an hour of the
+    # deadline; each template's own launch schedule is a separate entry made from its cadence.
+    "access-campaigns": {"task": "accessreq.tasks.campaigns_daily", "schedule": 3600.0},
     "access-notifications-resend": {
         "task": "accessreq.tasks.notifications_resend",
         "schedule": 300.0,

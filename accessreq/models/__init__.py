@@ -1,5 +1,13 @@
 """The access domain: catalog, policies, requests, grants, delegation and provisioning."""
 
+from accessreq.models.campaigns import (
+    Cadence,
+    Campaign,
+    CampaignTemplate,
+    DeadlineAction,
+    ReviewerRule,
+    ReviewItem,
+)
 from accessreq.models.catalog import (
     TIER_ORDER,
     Entitlement,
@@ -33,6 +41,12 @@ from accessreq.models.requests import (
 from accessreq.states import RequestState
 
 __all__ = [
+    "Cadence",
+    "Campaign",
+    "CampaignTemplate",
+    "DeadlineAction",
+    "ReviewItem",
+    "ReviewerRule",
     "LIVE_GRANT_STATES",
     "TIER_ORDER",
     "AccessRequest",
