@@ -36,13 +36,24 @@ def _waiting_for_me(user: Any) -> int:
     return inbox(user=user, at=at).count() + break_glass_to_review(user=user, at=at).count()
 
 
+def _reviews_pending(user: Any) -> int:
+    from accessreq.campaign_states import CampaignState, ReviewDecision
+    from accessreq.models import ReviewItem
+
+    return ReviewItem.objects.filter(
+        reviewer=user, decision=ReviewDecision.PENDING, campaign__state=CampaignState.OPEN
+    ).count()
+
+
 NAV: tuple[NavItem, ...] = (
     NavItem("Home", "home", _anyone, "/"),
     NavItem("Catalog", "catalog", _anyone, "/catalog/"),
     NavItem("My requests", "my_requests", _anyone, "/requests/"),
     NavItem("My access", "my_access", _anyone, "/access/"),
     NavItem("Approvals", "approvals", _anyone, "/approvals/", count=_waiting_for_me),
+    NavItem("Reviews", "my_reviews", _anyone, "/reviews/", count=_reviews_pending),
     NavItem("Break-glass", "break_glass", roles.is_on_call, "/break-glass/"),
+    NavItem("Campaigns", "campaigns", roles.is_security_admin, "/campaigns/"),
     NavItem("Provisioning", "provisioning", roles.is_security_admin, "/provisioning/"),
     NavItem("Audit", "audit:search", roles.can_read_audit, "/audit/"),
     NavItem("Docs", "docs:index", _anyone, "/docs/"),
