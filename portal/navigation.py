@@ -29,10 +29,11 @@ def _anyone(user: Any) -> bool:
 
 
 def _waiting_for_me(user: Any) -> int:
-    from accessreq.selectors import break_glass_to_review, inbox
-    from accessreq.services.common import now
+    from django.utils import timezone
 
-    at = now()
+    from accessreq.selectors import break_glass_to_review, inbox
+
+    at = timezone.now()  # a badge: the app clock is close enough and saves a query per page
     return inbox(user=user, at=at).count() + break_glass_to_review(user=user, at=at).count()
 
 
