@@ -81,6 +81,12 @@ class CampaignTemplate(models.Model):
     escalate_after_days = models.PositiveSmallIntegerField(
         default=2, help_text="Days after the deadline before the reviewer's manager is told."
     )
+    grace_days = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MaxValueValidator(30)],
+        help_text="Days after the deadline during which late decisions are still taken (with "
+        "daily reminders and escalation) before the deadline action is applied. 0: at once.",
+    )
     deadline_action = models.CharField(
         max_length=10, choices=DeadlineAction.choices, default=DeadlineAction.REVOKE
     )

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -123,6 +123,8 @@ def scope_grants(template: CampaignTemplate, *, at: datetime) -> QuerySet[Grant]
 class _Owners:
     entitlement: dict[int, int]
     system: dict[int, int]
+    # Owners of service-account holders: they act through the account, so never review it.
+    service_owners: dict[int, set[int]]
 
 
 def _first_owners(grants: list[Grant]) -> _Owners:
@@ -145,14 +147,21 @@ def _first_owners(grants: list[Grant]) -> _Owners:
         .values_list("system_id", "user_id")
     ):
         sysmap.setdefault(sys_id, owner_id)
-    return _Owners(ent, sysmap)
+    service_owners: dict[int, set[int]] = {}
+    service_ids = {g.beneficiary_id for g in grants if g.beneficiary.kind == User.Kind.SERVICE}
+    if service_ids:
+        for account_id, owner_id in User.owners.through.objects.filter(
+            from_user_id__in=service_ids
+        ).values_list("from_user_id", "to_user_id"):
+            service_owners.setdefault(account_id, set()).add(owner_id)
+    return _Owners(ent, sysmap, service_owners)
 
 
 def _reviewer_for(
     template: CampaignTemplate, grant: Grant, owners: _Owners, active: set[int]
 ) -> tuple[int, str]:
     """The reviewer the rule names, or the fallback when that is nobody, someone inactive, or the
-    holder (nobody reviews their own access)."""
+    holder (nobody reviews their own access; the fallback's own access goes to the owner)."""
     holder = grant.beneficiary
     if template.reviewer_rule == ReviewerRule.MANAGER:
         candidate = holder.manager_id
@@ -160,8 +169,12 @@ def _reviewer_for(
         candidate = owners.entitlement.get(grant.entitlement_id)
     else:
         candidate = owners.system.get(grant.entitlement.system_id)
-    if candidate and candidate != holder.pk and candidate in active:
+    conflicted = {holder.pk} | owners.service_owners.get(holder.pk, set())
+    if candidate and candidate not in conflicted and candidate in active:
         return candidate, "rule"
+    if template.fallback_reviewer_id in conflicted:
+        # The fallback reviewer's own access goes to the template's owner instead.
+        return template.owner_id, "fallback"
     return template.fallback_reviewer_id, "fallback"
 
 
@@ -347,8 +360,11 @@ def _lock_item(actor: User, item_id: int) -> ReviewItem:
         )
     if item.decision != ReviewDecision.PENDING:
         raise WorkflowError(f"This item was already decided: {item.get_decision_display()}.")
-    if item.grant.beneficiary_id == actor.pk:
-        raise NotAllowed("Nobody reviews their own access.")
+    if (
+        item.grant.beneficiary_id == actor.pk
+        or item.grant.beneficiary.owners.filter(pk=actor.pk).exists()
+    ):
+        raise NotAllowed("Nobody reviews their own access (or a service account they own).")
     return item
 
 
@@ -561,8 +577,9 @@ def _escalate(campaign: Campaign, *, at: datetime) -> int:
     system = User.objects.system_actor()
     done = 0
     with transaction.atomic():
+        # of=("self",): the manager join is an outer join, which PostgreSQL can't lock.
         items = (
-            ReviewItem.objects.select_for_update(skip_locked=True)
+            ReviewItem.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(campaign=campaign, decision=ReviewDecision.PENDING, escalated_at__isnull=True)
             .select_related("reviewer__manager")
         )
@@ -600,14 +617,23 @@ def _escalate(campaign: Campaign, *, at: datetime) -> int:
 
 
 def campaigns_close_due() -> int:
-    """Close campaigns whose deadline has passed: apply the deadline action to each pending item
-    once, then close and send the owner a summary. Safe to run twice or from two workers."""
+    """Close campaigns whose deadline has passed, and finish closes that stopped midway (an
+    early close too): apply the deadline action to each pending item once, then close and send
+    the owner a summary. Safe to run twice or from two workers."""
     closed = 0
     system = User.objects.system_actor()
     clock = now()
-    for campaign_id in Campaign.objects.filter(
-        state__in=[CampaignState.OPEN, CampaignState.CLOSING], deadline__lte=clock
-    ).values_list("pk", flat=True):
+    due = [
+        campaign.pk
+        for campaign in Campaign.objects.filter(
+            Q(state=CampaignState.OPEN, deadline__lte=clock) | Q(state=CampaignState.CLOSING)
+        ).select_related("template")
+        # Between the deadline and the end of the grace period, reviewers are reminded daily
+        # and escalated; the deadline action comes after it.
+        if campaign.state == CampaignState.CLOSING
+        or campaign.deadline + timedelta(days=campaign.template.grace_days) <= clock
+    ]
+    for campaign_id in due:
         if campaign_close(campaign_id=campaign_id, actor=system, early=False):
             closed += 1
     return closed

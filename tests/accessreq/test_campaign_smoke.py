@@ -21,6 +21,7 @@ def test_launch_decide_and_close(requester, manager, owner, security_admin) -> N
     kept = approve(owner, submit(requester, entitlement)).grant
     other = make_entitlement(tier=RiskTier.LOW, owners=[owner], system=entitlement.system)
     dropped = approve(owner, submit(requester, other)).grant
+    assert kept is not None and dropped is not None
     template = CampaignTemplate.objects.create(
         name="Quarterly", fallback_reviewer=security_admin, owner=security_admin
     )
@@ -40,4 +41,5 @@ def test_launch_decide_and_close(requester, manager, owner, security_admin) -> N
     assert dropped.state == GrantState.REVOKED and kept.state == GrantState.ACTIVE
     assert ReviewItem.objects.get(pk=items[dropped.pk].pk).decision == ReviewDecision.EXPIRED
     assert campaign.summary["certified"] == 1 and campaign.summary["expired"] == 1
+    assert campaign.launched_at is not None
     assert timedelta(days=14) == campaign.deadline - campaign.launched_at
