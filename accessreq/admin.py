@@ -6,15 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest
 
+from accessreq.errors import WorkflowError
 from accessreq.models import (
+    TIER_ORDER,
     AccessRequest,
     Approval,
     ApprovalPolicy,
+    Campaign,
+    CampaignTemplate,
     ConflictRule,
     Connector,
     ConnectorKind,
@@ -25,12 +29,17 @@ from accessreq.models import (
     Notification,
     PolicyStage,
     ProvisioningTask,
+    ReviewItem,
+    RiskTier,
     Scope,
     StageAssignment,
     System,
 )
+from accessreq.services.campaigns import campaign_launch, template_schedule_sync
+from accessreq.services.common import now
 from audit.services import record
 from portal.admin_audit import AuditedAdmin, ReadOnlyAdmin, SafeHistoryAdmin
+from portal.auth import signed_in_user
 from portal.history import acting_as
 from portal.templatetags.gatehouse import duration
 
@@ -412,3 +421,229 @@ class NotificationAdmin(ReadOnlyHistoryAdmin):
     list_select_related = ("recipient",)
     search_fields = ("subject", "recipient__email", "key")
     date_hierarchy = "created_at"
+
+
+# --- Recertification --------------------------------------------------------------------------
+
+
+class CampaignTemplateForm(forms.ModelForm):
+    """Risk tiers as tick boxes and reminder days as a plain list of numbers."""
+
+    tiers = forms.MultipleChoiceField(
+        label="Risk tiers",
+        choices=RiskTier.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked for every tier.",
+    )
+    reminder_days = forms.CharField(
+        label="Reminder days",
+        required=False,
+        max_length=100,
+        help_text="Days before the deadline to remind reviewers, e.g. 7, 3, 1. They are also "
+        "reminded on the day and, if ticked below, daily after it.",
+    )
+
+    class Meta:
+        model = CampaignTemplate
+        fields = (
+            "name",
+            "description",
+            "is_active",
+            "environments",
+            "tiers",
+            "systems",
+            "entitlements",
+            "include_service_accounts",
+            "reviewer_rule",
+            "fallback_reviewer",
+            "owner",
+            "critical_per_item",
+            "cadence",
+            "duration_days",
+            "reminder_days",
+            "remind_daily_after",
+            "escalate_after_days",
+            "grace_days",
+            "deadline_action",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        days = self.initial.get("reminder_days")
+        if isinstance(days, list):
+            self.initial["reminder_days"] = ", ".join(str(day) for day in days)
+
+    def clean_tiers(self) -> list[str]:
+        return sorted(set(self.cleaned_data["tiers"]), key=lambda tier: TIER_ORDER[RiskTier(tier)])
+
+    def clean_reminder_days(self) -> list[int]:
+        days: set[int] = set()
+        for part in str(self.cleaned_data["reminder_days"]).replace(";", ",").split(","):
+            text = part.strip()
+            if not text:
+                continue
+            if not text.isdigit() or not 1 <= int(text) <= 90:
+                raise forms.ValidationError(
+                    f"“{text}” is not a number of days from 1 to 90; separate days with commas."
+                )
+            days.add(int(text))
+        return sorted(days, reverse=True)
+
+
+@admin.register(CampaignTemplate)
+class CampaignTemplateAdmin(AuditedAdmin):
+    """Templates are edited here; saving keeps their beat schedule (django-celery-beat) in step
+    with the cadence, and "Launch now" launches this period's campaign through the service."""
+
+    form = CampaignTemplateForm
+    list_display = (
+        "name",
+        "cadence",
+        "duration_days",
+        "reviewer_rule",
+        "deadline_action",
+        "schedule",
+        "campaign_count",
+        "is_active",
+    )
+    list_filter = ("is_active", "cadence", "reviewer_rule", "deadline_action")
+    list_select_related = ("periodic_task__crontab",)
+    search_fields = ("name", "description")
+    autocomplete_fields = ("environments", "systems", "entitlements", "fallback_reviewer", "owner")
+    readonly_fields = ("schedule",)
+    actions = ("launch_now",)
+    fieldsets = (
+        (None, {"fields": ("name", "description", "is_active")}),
+        (
+            "What is reviewed",
+            {
+                "description": "Empty filters mean “all”; only active grants are reviewed.",
+                "fields": (
+                    "environments",
+                    "tiers",
+                    "systems",
+                    "entitlements",
+                    "include_service_accounts",
+                ),
+            },
+        ),
+        (
+            "Who reviews",
+            {"fields": ("reviewer_rule", "fallback_reviewer", "owner", "critical_per_item")},
+        ),
+        ("When", {"fields": ("cadence", "duration_days", "schedule")}),
+        (
+            "Reminders and the deadline",
+            {
+                "fields": (
+                    "reminder_days",
+                    "remind_daily_after",
+                    "escalate_after_days",
+                    "grace_days",
+                    "deadline_action",
+                )
+            },
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CampaignTemplate]:
+        return super().get_queryset(request).annotate(campaign_total=Count("campaigns"))
+
+    @admin.display(description="Campaigns", ordering="campaign_total")
+    def campaign_count(self, obj: Any) -> int:
+        return int(getattr(obj, "campaign_total", 0))
+
+    @admin.display(description="Beat schedule")
+    def schedule(self, obj: CampaignTemplate) -> str:
+        task = obj.periodic_task
+        if obj.pk is None or task is None:
+            return "Set when the template is saved."
+        if not task.enabled:
+            return "Paused (the template is inactive)."
+        if task.crontab is None:
+            return "Edited by hand in the periodic tasks admin."
+        cron = task.crontab
+        return (
+            f"{cron.minute} {cron.hour} {cron.day_of_month} {cron.month_of_year} "
+            f"{cron.day_of_week} ({cron.timezone})"
+        )
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        assert isinstance(obj, CampaignTemplate)
+        super().save_model(request, obj, form, change)
+        with transaction.atomic(), acting_as(request.user):
+            template_schedule_sync(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        assert isinstance(obj, CampaignTemplate)
+        task = obj.periodic_task
+        super().delete_model(request, obj)
+        if task is not None:
+            # Its beat entry would only find a missing template.
+            task.delete()
+
+    @admin.action(description="Launch now (this period's campaign)", permissions=["change"])
+    def launch_now(self, request: HttpRequest, queryset: QuerySet[CampaignTemplate]) -> None:
+        actor = signed_in_user(request)
+        for template in queryset.order_by("name"):
+            if not template.is_active:
+                self.message_user(
+                    request, f"{template} is paused; activate it to launch.", messages.WARNING
+                )
+                continue
+            started = now()
+            try:
+                with acting_as(actor):
+                    campaign = campaign_launch(template_id=template.pk, actor=actor)
+            except WorkflowError as exc:
+                self.message_user(request, f"{template}: {exc}", messages.ERROR)
+                continue
+            if campaign.created_at < started:
+                self.message_user(
+                    request,
+                    f"{campaign} was already launched; a template runs one campaign per period.",
+                    messages.INFO,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"Launched {campaign}: {campaign.items.count()} items to review.",
+                    messages.SUCCESS,
+                )
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("__str__", "state", "launched_at", "launched_by", "deadline", "closed_at")
+    list_filter = ("state", "template")
+    list_select_related = ("template", "launched_by")
+    search_fields = ("=id", "template__name", "period")
+    date_hierarchy = "created_at"
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(ReadOnlyHistoryAdmin):
+    list_display = (
+        "id",
+        "campaign",
+        "holder",
+        "entitlement",
+        "tier",
+        "reviewer",
+        "decision",
+        "decided_by",
+        "decided_at",
+    )
+    list_filter = ("decision", "tier", "campaign__template")
+    list_select_related = ("campaign__template", "reviewer", "decided_by")
+    search_fields = ("=id", "=grant__id", "reviewer__email", "team_name", "comment")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Holder")
+    def holder(self, obj: ReviewItem) -> str:
+        return str(obj.snapshot.get("holder", ""))
+
+    @admin.display(description="Entitlement")
+    def entitlement(self, obj: ReviewItem) -> str:
+        return str(obj.snapshot.get("entitlement", ""))

@@ -68,6 +68,7 @@ ACTIONS: dict[str, str] = {
     "review.reassigned": "A reviewer handed a review item to someone else",
     "review.expired": "A review item was closed by the campaign's deadline action",
     "review.escalated": "Overdue review items were escalated to the reviewer's manager",
+    "campaign.evidence_exported": "A campaign's evidence report was viewed or downloaded",
     # Runbooks (docs)
     "runbook.seeded": "A runbook was created from its file in the repository",
     "runbook.updated_from_file": "A runbook not edited in the portal was updated from its new file",

@@ -54,7 +54,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Approvals", "approvals", _anyone, "/approvals/", count=_waiting_for_me),
     NavItem("Reviews", "my_reviews", _anyone, "/reviews/", count=_reviews_pending),
     NavItem("Break-glass", "break_glass", roles.is_on_call, "/break-glass/"),
-    NavItem("Campaigns", "campaigns", roles.is_security_admin, "/campaigns/"),
+    NavItem("Campaigns", "campaigns", roles.can_read_audit, "/campaigns/"),
     NavItem("Provisioning", "provisioning", roles.is_security_admin, "/provisioning/"),
     NavItem("Audit", "audit:search", roles.can_read_audit, "/audit/"),
     NavItem("Docs", "docs:index", _anyone, "/docs/"),

@@ -22,6 +22,7 @@ _MANAGED = {
         "policystage",
         "conflictrule",
         "connector",
+        "campaigntemplate",
     ],
     "docs": ["runbook"],
     "django_celery_beat": [
@@ -43,6 +44,8 @@ _VIEW_ONLY = {
         "provisioningtask",
         "stageassignment",
         "notification",
+        "campaign",
+        "reviewitem",
     ],
 }
 # Auditors are read-only everywhere they look.
@@ -60,6 +63,9 @@ _AUDITOR_VIEW = {
         "approval",
         "grant",
         "delegation",
+        "campaigntemplate",
+        "campaign",
+        "reviewitem",
     ],
     "audit": ["auditevent", "checkpoint", "signingkey"],
     "docs": ["runbook"],
