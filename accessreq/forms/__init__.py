@@ -3,20 +3,34 @@
 from accessreq.forms.access import ExtendForm, ManagedFilterForm, RevokeForm
 from accessreq.forms.approvals import BulkApproveForm, DecideForm, DelegationForm
 from accessreq.forms.breakglass import BreakGlassForm, BreakGlassReviewForm
+from accessreq.forms.campaigns import CancelForm, CloseEarlyForm, LaunchForm
 from accessreq.forms.catalog import CatalogFilterForm
 from accessreq.forms.provisioning import TaskConfirmForm
 from accessreq.forms.requests import AccessRequestForm
+from accessreq.forms.reviews import (
+    BulkCertifyForm,
+    ReassignForm,
+    ReviewDecideForm,
+    ReviewFilterForm,
+)
 
 __all__ = [
     "AccessRequestForm",
     "BreakGlassForm",
     "BreakGlassReviewForm",
     "BulkApproveForm",
+    "BulkCertifyForm",
+    "CancelForm",
     "CatalogFilterForm",
+    "CloseEarlyForm",
     "DecideForm",
     "DelegationForm",
     "ExtendForm",
+    "LaunchForm",
     "ManagedFilterForm",
+    "ReassignForm",
+    "ReviewDecideForm",
+    "ReviewFilterForm",
     "RevokeForm",
     "TaskConfirmForm",
 ]
