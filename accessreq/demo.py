@@ -142,3 +142,30 @@ def demo_workflow() -> int:
                     reason="Migration tested; staging is frozen for the release.",
                 )
     return created
+
+
+def demo_campaigns() -> int:
+    """A quarterly review template (scheduled with beat) and its first campaign, so managers have
+    something in Reviews; returns campaigns launched (0 when one exists already)."""
+    from accessreq.models import Campaign, CampaignTemplate
+    from accessreq.services.campaigns import campaign_launch, template_schedule_sync
+
+    security = _person("security@example.com")
+    if security is None:
+        return 0
+    template, created = CampaignTemplate.objects.get_or_create(
+        name="Quarterly access review",
+        defaults={
+            "description": "Every active grant, reviewed by the holder's manager each quarter.",
+            "fallback_reviewer": security,
+            "owner": security,
+        },
+    )
+    if created:
+        template_schedule_sync(template)
+    if Campaign.objects.exists():
+        return 0
+    system = User.objects.system_actor()
+    with acting_as(system):
+        campaign_launch(template_id=template.pk, actor=system)
+    return 1

@@ -245,3 +245,10 @@ def test_demo_workflow_gives_each_persona_something_to_do() -> None:
     revoked = Grant.objects.get(beneficiary=developer, state="revoked")
     assert revoked.revoked_by is not None and revoked.revoked_by.email == "owner@example.com"
     assert developer.in_group(ON_CALL)
+    # A quarterly review with its beat schedule, and its first campaign, launched once.
+    from accessreq.models import Campaign, CampaignTemplate, ReviewItem
+
+    template = CampaignTemplate.objects.get(name="Quarterly access review")
+    assert template.periodic_task is not None and template.periodic_task.enabled
+    assert Campaign.objects.filter(template=template).count() == 1
+    assert ReviewItem.objects.filter(reviewer=manager).exists()

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from accessreq.demo import demo_workflow
+from accessreq.demo import demo_campaigns, demo_workflow
 from portal.demo import COUNTED, demo_seed, persona_lines
 from portal.models import User
 
@@ -54,12 +54,15 @@ class Command(BaseCommand):
         with transaction.atomic():
             result = demo_seed(actor=User.objects.system_actor())
             requests = demo_workflow()
+            campaigns = demo_campaigns()
 
         totals = ", ".join(_count(result.totals[kind], kind) for kind in COUNTED)
         made = [_count(result.created[kind], kind) for kind in COUNTED if result.created[kind]]
         self.stdout.write(f"Demo data ready: {totals}.")
         if requests:
             made.append(_count(requests, "access requests"))
+        if campaigns:
+            made.append(_count(campaigns, "review campaigns"))
         if made:
             self.stdout.write(self.style.SUCCESS(f"Created this run: {', '.join(made)}."))
         else:
