@@ -256,9 +256,9 @@ def break_glass_review(
     )
     if grant is not None and grant.state in live and grant.expires_at > clock:
         # Reviewers may end access they found unjustified even if they don't own the system.
-        from accessreq.services.grants import _end
+        from accessreq.services.grants import grant_end
 
-        _end(
+        grant_end(
             grant,
             GrantState.REVOKED,
             actor=actor,

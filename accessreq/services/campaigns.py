@@ -44,7 +44,7 @@ from accessreq.models import (
 )
 from accessreq.policy import STEP_UP_TIERS
 from accessreq.services.common import MfaContext, now
-from accessreq.services.grants import _end
+from accessreq.services.grants import grant_end
 from accessreq.services.notifications import notify
 from audit.services import record
 from portal.models import User
@@ -422,7 +422,7 @@ def item_decide(
     if decision == ReviewDecision.REVOKED:
         grant = Grant.objects.select_for_update().get(pk=item.grant_id)
         if grant.state in (GrantState.ACTIVE, GrantState.SCHEDULED) and grant.expires_at > clock:
-            _end(
+            grant_end(
                 grant,
                 GrantState.REVOKED,
                 actor=actor,
@@ -691,7 +691,7 @@ def campaign_close(*, campaign_id: int, actor: User, early: bool, http: Any = No
                         grant.state in (GrantState.ACTIVE, GrantState.SCHEDULED)
                         and grant.expires_at > clock
                     ):
-                        _end(
+                        grant_end(
                             grant,
                             GrantState.REVOKED,
                             actor=actor,

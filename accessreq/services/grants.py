@@ -126,7 +126,7 @@ def grants_expire_lapsed(*, beneficiary: User, entitlement: Entitlement, at: dat
     system = User.objects.system_actor()
     done = 0
     for grant in lapsed:
-        _end(grant, GrantState.EXPIRED, actor=system, at=at)
+        grant_end(grant, GrantState.EXPIRED, actor=system, at=at)
         done += 1
     return done
 
@@ -177,11 +177,11 @@ def grants_expire_due(*, batch: int = 200) -> int:
             if not grants:
                 return done
             for grant in grants:
-                _end(grant, GrantState.EXPIRED, actor=system, at=clock)
+                grant_end(grant, GrantState.EXPIRED, actor=system, at=clock)
                 done += 1
 
 
-def _end(
+def grant_end(
     grant: Grant,
     state: str,
     *,
@@ -190,7 +190,10 @@ def _end(
     reason: str = "",
     http: HttpRequest | None = None,
 ) -> None:
-    """Move a locked live grant and its open requests to ``expired`` or ``revoked``."""
+    """Move a locked live grant and its open requests to ``expired`` or ``revoked``, and tell
+    the connector. The one way a grant ends: revocation, expiry, deactivation, break-glass
+    reviews and campaign decisions all come here after their own permission checks, inside the
+    caller's transaction (the caller writes its own audit event; the request moves write theirs)."""
     was_active = grant.state == GrantState.ACTIVE
     grant.state = GrantState(state)
     grant.ended_at = at
@@ -250,7 +253,7 @@ def grant_revoke(
             grant.get_state_display().lower() if grant.state not in LIVE_GRANT_STATES else "expired"
         )
         raise WorkflowError(f"This access has already ended ({ended}).")
-    _end(grant, GrantState.REVOKED, actor=actor, at=clock, reason=reason, http=http)
+    grant_end(grant, GrantState.REVOKED, actor=actor, at=clock, reason=reason, http=http)
     if actor.pk != grant.beneficiary_id:
         notify(
             key=f"grant:{grant.pk}:revoked",
@@ -276,7 +279,7 @@ def grants_revoke_for_person(
     )
     count = 0
     for grant in grants:
-        _end(grant, GrantState.REVOKED, actor=actor, at=clock, reason=reason, http=http)
+        grant_end(grant, GrantState.REVOKED, actor=actor, at=clock, reason=reason, http=http)
         count += 1
     return count
 
