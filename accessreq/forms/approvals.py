@@ -72,10 +72,15 @@ class DecideForm(forms.Form):
         return data
 
 
-class RequestIdsField(forms.Field):
-    """The ids of the requests ticked in the inbox, in order, each once."""
+class IdListField(forms.Field):
+    """The ids of the rows ticked on a page, in order, each once: bulk actions of the inbox and
+    of the reviewer page. ``noun`` and ``verb`` word its errors ("Approve at most 200 requests")."""
 
     widget = forms.MultipleHiddenInput
+
+    def __init__(self, *, noun: str, verb: str, limit: int = MAX_BULK, **kwargs: Any) -> None:
+        self.noun, self.verb, self.limit = noun, verb, limit
+        super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> list[int]:
         if not value:
@@ -85,17 +90,22 @@ class RequestIdsField(forms.Field):
         for item in values:
             text = str(item).strip()
             if not text.isdigit() or len(text) > 12:
-                raise forms.ValidationError("The selection holds something that is not a request.")
+                article = "an" if self.noun[0] in "aeiou" else "a"
+                raise forms.ValidationError(
+                    f"The selection holds something that is not {article} {self.noun}."
+                )
             if int(text) not in ids:
                 ids.append(int(text))
-        if len(ids) > MAX_BULK:
-            raise forms.ValidationError(f"Approve at most {MAX_BULK} requests at a time.")
+        if len(ids) > self.limit:
+            raise forms.ValidationError(f"{self.verb} at most {self.limit} {self.noun}s at a time.")
         return ids
 
 
 class BulkApproveForm(forms.Form):
-    requests = RequestIdsField(
-        error_messages={"required": "Tick the requests you want to approve first."}
+    requests = IdListField(
+        noun="request",
+        verb="Approve",
+        error_messages={"required": "Tick the requests you want to approve first."},
     )
     comment = forms.CharField(
         label="Comment for all selected (optional)",

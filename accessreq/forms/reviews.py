@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from accessreq.forms.approvals import code_field
+from accessreq.forms.approvals import IdListField, code_field
 from accessreq.models import RiskTier
 from accessreq.reviews import DECISION_FILTERS, ReviewFilters
 from portal.models import User
@@ -151,28 +151,12 @@ class ReassignForm(forms.Form):
         return reason
 
 
-class ItemIdsField(forms.Field):
-    """The ids of the items ticked on the page, in order, each once."""
-
-    widget = forms.MultipleHiddenInput
-
-    def to_python(self, value: Any) -> list[int]:
-        if not value:
-            return []
-        values = value if isinstance(value, list | tuple) else [value]
-        ids: list[int] = []
-        for item in values:
-            text = str(item).strip()
-            if not text.isdigit() or len(text) > 12:
-                raise forms.ValidationError("The selection holds something that is not an item.")
-            if int(text) not in ids:
-                ids.append(int(text))
-        if len(ids) > MAX_BULK:
-            raise forms.ValidationError(f"Certify at most {MAX_BULK} items at a time.")
-        return ids
-
-
 class BulkCertifyForm(forms.Form):
-    items = ItemIdsField(error_messages={"required": "Tick the items you want to certify first."})
+    items = IdListField(
+        noun="item",
+        verb="Certify",
+        limit=MAX_BULK,
+        error_messages={"required": "Tick the items you want to certify first."},
+    )
     code = code_field()
     back = back_field()
