@@ -15,7 +15,6 @@ from django_celery_beat.models import PeriodicTask
 
 from accessreq.campaign_states import CampaignState
 from accessreq.models import (
-    AccessRequest,
     ApproverRule,
     Cadence,
     Campaign,
@@ -33,12 +32,10 @@ from accessreq.services import campaigns as campaign_services
 from accessreq.services.campaigns import campaign_launch, campaign_period, template_schedule_sync
 from accessreq.services.common import now
 from accessreq.services.grants import grant_revoke, grants_expire_due
-from accessreq.states import RequestState
 from accessreq.tasks import campaign_launch_due, campaigns_daily
 from portal.celery import app
 from portal.models import Team, User
 from tests.accessreq.workflow_helpers import (
-    REASON,
     approve,
     events,
     grant_of,
@@ -48,6 +45,7 @@ from tests.accessreq.workflow_helpers import (
     run_together,
     submit,
 )
+from tests.accessreq.workflow_helpers import direct_grant as workflow_direct_grant
 from tests.factories import SystemFactory, UserFactory
 
 # --- Local builders ----------------------------------------------------------------------------
@@ -66,32 +64,8 @@ def template(fallback: User, *, owner: User | None = None, **fields: Any) -> Cam
 
 
 def direct_grant(holder: User, entitlement: Entitlement) -> Grant:
-    """An active grant with its active request, written directly (for tests about who reviews,
-    where the approval chain is beside the point)."""
-    clock = now()
-    request = AccessRequest.objects.create(
-        requester=holder,
-        beneficiary=holder,
-        entitlement=entitlement,
-        kind=RequestKind.NEW,
-        justification=REASON,
-        duration=timedelta(hours=8),
-        state=RequestState.ACTIVE,
-        created_at=clock - timedelta(hours=1),
-        decided_at=clock - timedelta(hours=1),
-    )
-    grant = Grant.objects.create(
-        beneficiary=holder,
-        entitlement=entitlement,
-        request=request,
-        state=GrantState.ACTIVE,
-        starts_at=clock - timedelta(hours=1),
-        expires_at=clock + timedelta(hours=7),
-        created_at=clock - timedelta(hours=1),
-    )
-    request.grant = grant
-    request.save(update_fields=["grant"])
-    return grant
+    """Granted an hour ago (for tests about who reviews)."""
+    return workflow_direct_grant(holder, entitlement, started_ago=timedelta(hours=1))
 
 
 def launch(made: CampaignTemplate, **kw: Any) -> Campaign:

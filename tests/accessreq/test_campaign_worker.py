@@ -5,7 +5,6 @@ two beats or a retried task would, and still makes one campaign with one item pe
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -14,50 +13,15 @@ from django.core import mail
 
 from accessreq.campaign_states import CampaignState
 from accessreq.models import (
-    AccessRequest,
     Campaign,
     CampaignTemplate,
-    Entitlement,
-    Grant,
-    GrantState,
-    RequestKind,
 )
 from accessreq.services import campaigns as campaign_services
-from accessreq.services.common import now
-from accessreq.states import RequestState
 from accessreq.tasks import campaign_launch_due
 from portal.celery import app
 from portal.models import User
-from tests.accessreq.workflow_helpers import REASON, events, make_entitlement
+from tests.accessreq.workflow_helpers import direct_grant, events, make_entitlement
 from tests.factories import UserFactory
-
-
-def direct_grant(holder: User, entitlement: Entitlement) -> Grant:
-    """An active grant with its active request, written directly."""
-    clock = now()
-    request = AccessRequest.objects.create(
-        requester=holder,
-        beneficiary=holder,
-        entitlement=entitlement,
-        kind=RequestKind.NEW,
-        justification=REASON,
-        duration=timedelta(hours=8),
-        state=RequestState.ACTIVE,
-        created_at=clock,
-        decided_at=clock,
-    )
-    grant = Grant.objects.create(
-        beneficiary=holder,
-        entitlement=entitlement,
-        request=request,
-        state=GrantState.ACTIVE,
-        starts_at=clock - timedelta(minutes=5),
-        expires_at=clock + timedelta(hours=8),
-        created_at=clock,
-    )
-    request.grant = grant
-    request.save(update_fields=["grant"])
-    return grant
 
 
 @pytest.mark.django_db(transaction=True)
