@@ -6,7 +6,12 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import (
+    BaseUserCreationForm,
+    SetUnusablePasswordMixin,
+    UserChangeForm,
+)
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,10 +24,26 @@ from portal.services.mfa import mfa_reset
 from portal.services.people import user_deactivate
 
 
-class UserCreateForm(BaseUserCreationForm):
+class UserCreateForm(SetUnusablePasswordMixin, BaseUserCreationForm):
+    """The admin's add-person form: a password, or none for people who sign in through SSO."""
+
+    usable_password = SetUnusablePasswordMixin.create_usable_password_field()
+
     class Meta:
         model = User
         fields = ("email", "display_name", "manager", "team")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["password1"].required = False
+        self.fields["password2"].required = False
+
+    def clean_email(self) -> str:
+        # Stored lower-case (as the manager does), so two spellings can't make two people.
+        email = str(self.cleaned_data["email"]).strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise ValidationError("Someone with this email address already exists.")
+        return email
 
 
 class UserEditForm(UserChangeForm):
