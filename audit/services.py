@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,8 @@ from audit import merkle
 from audit.actions import describe
 from audit.canonical import GENESIS, canonical_bytes, event_payload
 from audit.models import AuditEvent
+
+log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same in every process.
 _LEDGER_LOCK_KEY = 0x6761746568
@@ -152,4 +155,24 @@ def record(
         event.occurred_at = max(now, head["occurred_at"]) if head else now
         event.leaf_hash = merkle.leaf_hash(canonical_bytes(event_payload(event))).hex()
         event.save(force_insert=True)
+        _schedule_checkpoint_if_due(event.sequence, event.sequence)
     return event
+
+
+def _schedule_checkpoint_if_due(first_sequence: int, last_sequence: int) -> None:
+    """Every AUDIT_CHECKPOINT_EVERY_EVENTS events, sign a checkpoint once the append commits.
+
+    A rolled-back append frees its sequence numbers, so the next one to take them asks again.
+    """
+    every = settings.AUDIT_CHECKPOINT_EVERY_EVENTS
+    if every > 0 and last_sequence // every > (first_sequence - 1) // every:
+        transaction.on_commit(_enqueue_checkpoint)
+
+
+def _enqueue_checkpoint() -> None:
+    from audit.tasks import checkpoint_sign_task
+
+    try:
+        checkpoint_sign_task.delay()
+    except Exception:  # the event is committed; beat signs within 5 minutes anyway
+        log.exception("Could not queue the every-N-events checkpoint")

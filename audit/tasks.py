@@ -1,18 +1,17 @@
-"""Periodic ledger jobs: sign checkpoints, anchor them outside the database, verify the ledger."""
+"""Periodic ledger jobs: sign checkpoints, post them to the anchor webhook, verify the ledger."""
 
 from __future__ import annotations
 
 import logging
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from audit.checkpoints import anchor_line, anchor_to_file, checkpoint_sign
-from audit.models import AuditEvent, Checkpoint
+from audit import anchors
+from audit.checkpoints import checkpoint_sign
+from audit.models import Checkpoint
 from audit.services import record
 from audit.verify import ledger_verify_and_alert
 
@@ -27,8 +26,21 @@ def _system() -> Any:
 
 @shared_task(name="audit.tasks.checkpoint_sign", acks_late=True)
 def checkpoint_sign_task() -> int | None:
-    """Sign a checkpoint if events were added since the last one. Returns its tree size."""
-    checkpoint = checkpoint_sign(actor=_system())
+    """Sign (and anchor) a checkpoint if events were added since the last one.
+
+    Returns its tree size. If the anchor file cannot be written nothing is signed, an alert event
+    says why, and the task fails so the worker log shows it too.
+    """
+    try:
+        checkpoint = checkpoint_sign(actor=_system())
+    except anchors.AnchorError as exc:
+        with transaction.atomic():
+            record(
+                actor=_system(),
+                action="alert.ledger.anchor_failed",
+                data={"anchor": "file", "error": str(exc)[:300]},
+            )
+        raise
     return checkpoint.tree_size if checkpoint else None
 
 
@@ -38,58 +50,36 @@ class AnchorFailed(Exception):
 
 @shared_task(name="audit.tasks.checkpoint_anchor", bind=True, acks_late=True, max_retries=8)
 def checkpoint_anchor(self: Any, checkpoint_id: int) -> None:
-    """Write a checkpoint to the anchor file and POST it to the anchor webhook (once each).
+    """POST a checkpoint to the anchor webhook, retried with exponential backoff.
 
-    A failing webhook is retried with exponential backoff; when the retries run out, an alert
-    event says so (the checkpoint itself stays in the database either way).
+    Receivers drop repeats by tree size. When the retries run out an alert event says so; a
+    success is not an event of its own (it would be a new event after every checkpoint, so an idle
+    ledger would never stop signing): the receiver's receipts, read by ``audit verify``, show it.
     """
     checkpoint = Checkpoint.objects.filter(pk=checkpoint_id).first()
-    if checkpoint is None:
-        return  # rolled back or from another database: nothing to anchor
-    already = AuditEvent.objects.filter(
-        action="audit.checkpoint.anchored",
-        target_type="audit.checkpoint",
-        target_id=str(checkpoint.pk),
-    ).exists()
-    if already:
-        return
-    anchored: dict[str, object] = {}
-    if settings.AUDIT_ANCHOR_FILE:
-        anchor_to_file(checkpoint, Path(settings.AUDIT_ANCHOR_FILE))
-        anchored["file"] = settings.AUDIT_ANCHOR_FILE
-    if settings.AUDIT_ANCHOR_URL:
-        body = anchor_line(checkpoint).encode()
-        req = urllib.request.Request(  # noqa: S310 - URL is an http(s) setting, checked at start
-            settings.AUDIT_ANCHOR_URL,
-            data=body,
-            headers={"Content-Type": "application/json", "User-Agent": "Gatehouse-anchor/1"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
-                anchored["webhook_status"] = response.status
-        except OSError as exc:
-            log.warning("Anchoring checkpoint %s to the webhook failed: %s", checkpoint.pk, exc)
-            if self.request.retries >= self.max_retries:
-                with transaction.atomic():
-                    record(
-                        actor=_system(),
-                        action="alert.ledger.anchor_failed",
-                        target=checkpoint,
-                        data={"error": str(exc)[:200], "attempts": self.request.retries + 1},
-                    )
-                return
-            raise self.retry(
-                exc=AnchorFailed(str(exc)), countdown=min(600, 2**self.request.retries * 5)
-            ) from exc
-    if anchored:
-        with transaction.atomic():
-            record(
-                actor=_system(),
-                action="audit.checkpoint.anchored",
-                target=checkpoint,
-                data=anchored,
-            )
+    if checkpoint is None or not settings.AUDIT_ANCHOR_URL:
+        return  # rolled back, from another database, or the webhook was switched off
+    try:
+        answer = anchors.post_to_url(checkpoint, settings.AUDIT_ANCHOR_URL)
+    except OSError as exc:
+        log.warning("Anchoring checkpoint %s to the webhook failed: %s", checkpoint.pk, exc)
+        if self.request.retries >= self.max_retries:
+            with transaction.atomic():
+                record(
+                    actor=_system(),
+                    action="alert.ledger.anchor_failed",
+                    target=checkpoint,
+                    data={
+                        "anchor": "webhook",
+                        "error": str(exc)[:200],
+                        "attempts": self.request.retries + 1,
+                    },
+                )
+            return
+        raise self.retry(
+            exc=AnchorFailed(str(exc)), countdown=min(600, 2**self.request.retries * 5)
+        ) from exc
+    log.info("Checkpoint of %s events anchored to the webhook: %s", checkpoint.tree_size, answer)
 
 
 @shared_task(name="audit.tasks.ledger_verify", acks_late=True)

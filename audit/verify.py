@@ -7,15 +7,13 @@ from __future__ import annotations
 
 from collections import namedtuple
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
-from audit import ledger, merkle, signing
+from audit import anchors, ledger, merkle, signing
 from audit.canonical import GENESIS, PAYLOAD_FIELDS, canonical_bytes, event_payload
-from audit.checkpoints import read_anchor_file
 from audit.models import AuditEvent, Checkpoint, SigningKey
 
 _CHUNK = 2000
@@ -32,6 +30,20 @@ class VerifyResult:
     checkpoints: int = 0
     problems: list[str] = field(default_factory=list)
     first_bad_sequence: int | None = None
+    # Anchors: what was read, what it covers, and the tail that no anchor covers yet.
+    anchors_checked: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    last_anchored_size: int = 0
+    unanchored_since: datetime | None = None  # time of the oldest event after it
+
+    @property
+    def anchored(self) -> bool:
+        """Whether at least one anchor outside the database was read, so a cut tail shows."""
+        return bool(self.anchors_checked)
+
+    @property
+    def unanchored_events(self) -> int:
+        return max(0, self.events - self.last_anchored_size)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +79,9 @@ def ledger_verify() -> VerifyResult:
     result = VerifyResult()
     keys = dict(SigningKey.objects.values_list("key_id", "public_key"))
     checkpoints = list(Checkpoint.objects.order_by("tree_size", "id"))
+    readings = anchors.read_all()
+    anchored_sizes = {e["tree_size"] for r in readings for e in r.entries}
+    roots_at: dict[int, bytes] = {}  # recomputed roots at every anchored size
     pending = iter(checkpoints)
     next_cp = next(pending, None)
     tree = merkle.StreamingRoot()
@@ -110,6 +125,8 @@ def ledger_verify() -> VerifyResult:
             tree.add(computed)
             prev = event.leaf_hash
             result.events += 1
+            if tree.size in anchored_sizes:
+                roots_at[tree.size] = tree.root()
             while next_cp is not None and next_cp.tree_size == tree.size:
                 _check_checkpoint(result, next_cp, tree.root(), keys)
                 result.checkpoints += 1
@@ -122,7 +139,13 @@ def ledger_verify() -> VerifyResult:
             f"{next_cp.tree_size} events: the tail was cut off",
             result.events + 1,
         )
-    _check_anchors(result, checkpoints)
+    _check_anchors(result, checkpoints, readings, roots_at)
+    if result.last_anchored_size < result.events:
+        result.unanchored_since = (
+            AuditEvent.objects.filter(sequence=result.last_anchored_size + 1)
+            .values_list("occurred_at", flat=True)
+            .first()
+        )
     return result
 
 
@@ -144,16 +167,58 @@ def ledger_verify_and_alert(*, actor: Any) -> VerifyResult:
     return result
 
 
-def _check_anchors(result: VerifyResult, checkpoints: list[Checkpoint]) -> None:
-    """Checkpoints written to the anchor file must still be in the database, unchanged."""
-    if not settings.AUDIT_ANCHOR_FILE:
-        return
+def _check_anchors(
+    result: VerifyResult,
+    checkpoints: list[Checkpoint],
+    readings: list[anchors.AnchorReading],
+    roots_at: dict[int, bytes],
+) -> None:
+    """Every checkpoint held by an anchor must match the events and still be in the database.
+
+    A checkpoint deleted from the database, or events cut off together with the checkpoints that
+    covered them, show up here: the anchor outside the database still has the longer tree.
+    """
     stored = {(c.tree_size, c.root_hash) for c in checkpoints}
-    for anchored in read_anchor_file(Path(settings.AUDIT_ANCHOR_FILE)):
-        key = (anchored["tree_size"], anchored["root_hash"])
-        if key not in stored:
-            result.fail(
-                f"the anchor file holds a checkpoint of {anchored['tree_size']} events with root "
-                f"{str(anchored['root_hash'])[:16]}… that the database no longer has",
-                int(str(anchored["tree_size"])),
+    anchored: set[int] = set()
+    for reading in readings:
+        if reading.error:
+            result.fail(f"anchor {reading.name}: {reading.error}")
+            continue
+        if reading.note:
+            result.warnings.append(f"anchor {reading.name}: {reading.note}; not checked")
+            continue
+        newest = max((e["tree_size"] for e in reading.entries), default=0)
+        result.anchors_checked.append(
+            f"{reading.name} ({len(reading.entries)} checkpoints, the newest of {newest} events)"
+        )
+        for entry in reading.entries:
+            size, root = entry["tree_size"], entry["root_hash"]
+            if size > result.events:
+                result.fail(
+                    f"anchor {reading.name} holds a checkpoint of {size} events but the ledger "
+                    f"ends at sequence {result.events}: the tail was cut off (events from "
+                    f"{result.events + 1} on were deleted, with the checkpoints that covered them)",
+                    result.events + 1,
+                )
+            elif roots_at.get(size, b"").hex() != root:
+                result.fail(
+                    f"anchor {reading.name} holds a checkpoint of {size} events whose root the "
+                    f"events no longer hash to: an event at or before sequence {size} was changed",
+                    size,
+                )
+            elif (size, root) not in stored:
+                result.fail(
+                    f"anchor {reading.name} holds a checkpoint of {size} events that the database "
+                    "no longer has: the checkpoint was deleted",
+                    size,
+                )
+            else:
+                anchored.add(size)
+    result.last_anchored_size = max(anchored, default=0)
+    if result.anchored:
+        missing = [c for c in checkpoints if c.tree_size not in anchored]
+        if missing:
+            result.warnings.append(
+                f"{len(missing)} of {len(checkpoints)} checkpoints in the database are in no "
+                f"anchor (the newest such covers {missing[-1].tree_size} events)"
             )

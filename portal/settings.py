@@ -88,13 +88,23 @@ AUDIT_SIGNING_KEY_FILE = env_str(
 if PRODUCTION and not (AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE):
     raise ImproperlyConfigured("AUDIT_SIGNING_KEY_FILE or AUDIT_SIGNING_KEY must be set.")
 # Each new checkpoint is also written outside the database, so a rewrite of the database by
-# whoever controls it is caught: an append-only JSON Lines file and/or a webhook.
+# whoever controls it is caught: an append-only JSON Lines file (written while signing) and/or a
+# webhook (posted after). Without one, events deleted with their checkpoints would not show, so
+# production refuses to start without an anchor.
 AUDIT_ANCHOR_FILE = env_str(
     "AUDIT_ANCHOR_FILE", "" if PRODUCTION else str(VAR_DIR / "audit-anchors.jsonl")
 )
 AUDIT_ANCHOR_URL = env_str("AUDIT_ANCHOR_URL", "")
 if AUDIT_ANCHOR_URL:
     env_url("AUDIT_ANCHOR_URL", AUDIT_ANCHOR_URL, schemes=("http", "https"))
+if PRODUCTION and not (AUDIT_ANCHOR_FILE or AUDIT_ANCHOR_URL):
+    raise ImproperlyConfigured(
+        "AUDIT_ANCHOR_FILE or AUDIT_ANCHOR_URL must be set: signed checkpoints need an anchor "
+        "outside the database."
+    )
+# Besides every 5 minutes (beat), a checkpoint is signed as soon as this many events were added
+# since a multiple of it, so the unsigned tail stays short under load. 0 turns it off.
+AUDIT_CHECKPOINT_EVERY_EVENTS = env_int("AUDIT_CHECKPOINT_EVERY_EVENTS", 1000, minimum=0)
 
 # --- Hosts and URLs ------------------------------------------------------------------------
 

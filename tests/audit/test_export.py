@@ -225,7 +225,10 @@ def test_export_records_exactly_one_audit_event(auditor_client, auditor, events)
     # The export signed a checkpoint that covers every event before it.
     checkpoint = Checkpoint.objects.get()
     assert manifest["checkpoint"]["tree_size"] == checkpoint.tree_size
-    assert checkpoint.tree_size == exported.sequence - 2  # then checkpoint.signed, exported
+    # The checkpoint covers its own audit.checkpoint.signed event; only the export follows it.
+    assert checkpoint.tree_size == exported.sequence - 1
+    signed = AuditEvent.objects.get(sequence=checkpoint.tree_size)
+    assert signed.action == "audit.checkpoint.signed"
 
 
 @pytest.mark.django_db
@@ -258,8 +261,11 @@ def test_export_queries_do_not_grow_with_events(auditor_client, requester) -> No
 
 @pytest.mark.django_db
 def test_bundle_from_the_view_verifies_offline(auditor_client, events, offline: Path) -> None:
-    everything = list(AuditEvent.objects.values_list("sequence", flat=True))
+    before = list(AuditEvent.objects.values_list("sequence", flat=True))
     bundle, _ = _download(auditor_client)
+    # The bundle also holds the checkpoint's own signed event, which the checkpoint covers.
+    everything = [*before, before[-1] + 1]
+    assert AuditEvent.objects.get(sequence=before[-1] + 1).action == "audit.checkpoint.signed"
     members = _members(bundle)
     assert set(members) == MEMBERS
     path, verifier = _save(offline, bundle)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -73,18 +72,25 @@ def test_rolled_back_change_leaves_no_event_and_no_gap(requester, signing_key_fi
 @pytest.mark.django_db
 def test_checkpoint_signs_the_root_and_is_idempotent(events, signing_key_file) -> None:
     checkpoint = checkpoint_sign(actor=None)
-    assert checkpoint is not None and checkpoint.tree_size == 12
-    leaves = [bytes.fromhex(e.leaf_hash) for e in events]
+    # The checkpoint covers the 12 events and its own audit.checkpoint.signed event (the 13th),
+    # so the signing event is never left in the unsigned tail.
+    assert checkpoint is not None and checkpoint.tree_size == 13
+    signed = AuditEvent.objects.get(sequence=13)
+    assert signed.action == "audit.checkpoint.signed"
+    assert signed.data["tree_size"] == 13
+    leaves = [bytes.fromhex(e.leaf_hash) for e in [*events, signed]]
     assert checkpoint.root_hash == merkle.root_of(leaves).hex()
     key = SigningKey.objects.get(key_id=checkpoint.key_id)
     assert signing.verify_signature(
         key.public_key, checkpoint.signature, ledger.checkpoint_message(checkpoint)
     )
-    # The signing event itself is the 13th; signing again covers it, then there is nothing new.
+    # Nothing new since: signing again writes nothing, so an idle ledger stays idle.
+    assert checkpoint_sign(actor=None) is None
+    assert AuditEvent.objects.count() == 13
+    record(actor=None, action="user.changed")
     again = checkpoint_sign(actor=None)
-    assert again is not None and again.tree_size == 13
-    assert AuditEvent.objects.count() == 14
-    assert checkpoint_sign(actor=None).tree_size == 14  # type: ignore[union-attr]
+    assert again is not None and again.tree_size == 15
+    assert again.root_hash == ledger.root_at(15).hex()  # the cached frontier agrees
 
 
 @pytest.mark.django_db
@@ -114,7 +120,7 @@ def test_verify_passes_on_an_untouched_ledger(events) -> None:
     checkpoint_sign(actor=None)
     ok, output = _verify()
     assert ok, output
-    assert "13 events and 1 checkpoints verified" in output
+    assert "13 events and 1 checkpoints" in output
 
 
 @pytest.mark.django_db
@@ -149,7 +155,7 @@ def test_edit_with_recomputed_hashes_is_caught_by_the_checkpoint(events) -> None
     ok, output = _verify()
     assert not ok
     assert "do not hash to its signed root" in output
-    assert "first bad sequence 12" in output  # the checkpoint covering the forgery
+    assert "first bad sequence 13" in output  # the checkpoint covering the forgery
 
 
 @pytest.mark.django_db
@@ -239,26 +245,6 @@ def test_rotation_keeps_old_keys_published_and_verifiable(client, events, signin
     assert ids[first.key_id]["retired_at"] is not None
     assert ids[second.key_id]["retired_at"] is None
     assert _verify()[0]
-
-
-@pytest.mark.django_db
-def test_anchor_file_catches_a_rewritten_checkpoint_table(events, settings, tmp_path) -> None:
-    from audit.tasks import checkpoint_anchor
-
-    settings.AUDIT_ANCHOR_FILE = str(tmp_path / "anchors.jsonl")
-    checkpoint = checkpoint_sign(actor=None)
-    assert checkpoint is not None
-    checkpoint_anchor(checkpoint.pk)
-    checkpoint_anchor(checkpoint.pk)  # a retried task does not anchor twice
-    lines = Path(settings.AUDIT_ANCHOR_FILE).read_text().splitlines()
-    assert len(lines) == 1 and json.loads(lines[0])["root_hash"] == checkpoint.root_hash
-    assert AuditEvent.objects.filter(action="audit.checkpoint.anchored").count() == 1
-    assert _verify()[0]
-    remove_append_only(connection)
-    _sql("DELETE FROM audit_checkpoint")
-    ok, output = _verify()
-    assert not ok
-    assert "the anchor file holds a checkpoint" in output
 
 
 @pytest.mark.django_db

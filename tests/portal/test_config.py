@@ -33,6 +33,7 @@ PRODUCTION_OK = {
     "ALLOWED_HOSTS": "gatehouse.example.com",
     "SITE_URL": "https://gatehouse.example.com",
     "AUDIT_SIGNING_KEY_FILE": "/etc/gatehouse/audit-signing-key.pem",
+    "AUDIT_ANCHOR_FILE": "/var/lib/gatehouse-anchor/checkpoints.jsonl",
 }
 
 
@@ -53,6 +54,8 @@ PRODUCTION_OK = {
         ({**PRODUCTION_OK, "FIELD_ENCRYPTION_KEYS": ""}, "FIELD_ENCRYPTION_KEYS"),
         ({**PRODUCTION_OK, "AUDIT_SIGNING_KEY_FILE": ""}, "AUDIT_SIGNING_KEY"),
         ({"AUDIT_ANCHOR_URL": "ftp://anchor.example.com"}, "AUDIT_ANCHOR_URL"),
+        ({**PRODUCTION_OK, "AUDIT_ANCHOR_FILE": ""}, "AUDIT_ANCHOR_FILE or AUDIT_ANCHOR_URL"),
+        ({"AUDIT_CHECKPOINT_EVERY_EVENTS": "-1"}, "AUDIT_CHECKPOINT_EVERY_EVENTS"),
     ],
 )
 def test_bad_setting_stops_start_up_naming_the_variable(overrides, named, tmp_path) -> None:
@@ -77,6 +80,16 @@ def test_production_settings_start_and_pass_deploy_checks(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_starts_with_only_a_webhook_anchor(tmp_path) -> None:
+    overrides = {
+        **PRODUCTION_OK,
+        "AUDIT_ANCHOR_FILE": "",
+        "AUDIT_ANCHOR_URL": "https://anchor.example.com/gatehouse",
+    }
+    result = _start(overrides, tmp_path)
+    assert result.returncode == 0, result.stderr
 
 
 def test_embedded_default_generates_its_secrets_once(tmp_path) -> None:
