@@ -113,6 +113,33 @@ def database_now() -> datetime:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
 
+def build_event(
+    *,
+    actor: Any,
+    action: str,
+    target: Model | tuple[str, Any, str] | None = None,
+    data: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
+    pipeline: dict[str, str] | None = None,
+) -> AuditEvent:
+    """An unsaved event with every field but its place in the chain (sequence, hashes, time).
+
+    Refuses unregistered action codes. Cheap and lock-free: callers build outside the lock.
+    """
+    describe(action)
+    return AuditEvent(
+        action=action,
+        # A JSON round trip first, so what is hashed is exactly what the database gives back.
+        data=json.loads(json.dumps(data or {}, allow_nan=False)),
+        pipeline=pipeline or {},
+        code_version=settings.CODE_VERSION,
+        deployment=settings.DEPLOYMENT_NAME,
+        **_actor_fields(actor),
+        **_target_fields(target),
+        **_request_fields(request),
+    )
+
+
 def record(
     *,
     actor: Any,
@@ -128,35 +155,71 @@ def record(
     detail (before/after values for a change); ``pipeline`` is the run id, stage and commit of a
     pipeline caller. Never put secrets in ``data``.
     """
-    describe(action)  # refuses unregistered codes
-    event = AuditEvent(
-        action=action,
-        # A JSON round trip first, so what is hashed is exactly what the database gives back.
-        data=json.loads(json.dumps(data or {}, allow_nan=False)),
-        pipeline=pipeline or {},
-        code_version=settings.CODE_VERSION,
-        deployment=settings.DEPLOYMENT_NAME,
-        **_actor_fields(actor),
-        **_target_fields(target),
-        **_request_fields(request),
+    event = build_event(
+        actor=actor, action=action, target=target, data=data, request=request, pipeline=pipeline
     )
+    append_events([event])
+    return event
+
+
+# The chain head and the database clock in one statement, one row even for an empty ledger.
+# It must stay a statement of its own after the lock: under READ COMMITTED each statement takes
+# its snapshot when it starts, so a read in the locking statement could miss the last commit.
+_HEAD_SQL = {
+    "postgresql": (
+        "SELECT h.sequence, h.leaf_hash, h.occurred_at, clock_timestamp() FROM (SELECT 1) AS one "
+        "LEFT JOIN (SELECT sequence, leaf_hash, occurred_at FROM audit_auditevent "
+        "ORDER BY sequence DESC LIMIT 1) AS h ON TRUE"
+    ),
+    "sqlite": (
+        "SELECT h.sequence, h.leaf_hash, h.occurred_at, strftime('%Y-%m-%d %H:%M:%f', 'now') "
+        "FROM (SELECT 1) AS one LEFT JOIN (SELECT sequence, leaf_hash, occurred_at "
+        "FROM audit_auditevent ORDER BY sequence DESC LIMIT 1) AS h ON 1"
+    ),
+}
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # SQLite keeps datetimes as UTC text
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def append_events(events: list[AuditEvent]) -> None:
+    """Chain and insert ``events`` (from ``build_event``) in order, in one transaction.
+
+    One writer lock and one head read for the whole group; each event is still its own leaf with
+    its own sequence, previous hash and time. Joins the caller's transaction if there is one, so
+    the events commit (or roll back) with the change they record.
+    """
+    if not events:
+        return
     with transaction.atomic():
         lock_ledger()
-        head = (
-            AuditEvent.objects.order_by("-sequence")
-            .values("sequence", "leaf_hash", "occurred_at")
-            .first()
-        )
-        event.sequence = head["sequence"] + 1 if head else 1
-        event.prev_hash = head["leaf_hash"] if head else GENESIS
+        with connection.cursor() as cursor:
+            cursor.execute(_HEAD_SQL[connection.vendor])
+            sequence, prev_hash, head_time, now_value = cursor.fetchone()
         # Never earlier than the event before it (a clock can step back): times rise with the
         # sequence, which lets time-range searches use the sequence index.
-        now = database_now()
-        event.occurred_at = max(now, head["occurred_at"]) if head else now
-        event.leaf_hash = merkle.leaf_hash(canonical_bytes(event_payload(event))).hex()
-        event.save(force_insert=True)
-        _schedule_checkpoint_if_due(event.sequence, event.sequence)
-    return event
+        now = _as_utc(now_value)
+        if sequence is not None:
+            now = max(now, _as_utc(head_time))
+        sequence = sequence or 0
+        prev_hash = prev_hash or GENESIS
+        first = sequence + 1
+        for event in events:
+            sequence += 1
+            event.sequence = sequence
+            event.prev_hash = prev_hash
+            event.occurred_at = now
+            event.leaf_hash = prev_hash = merkle.leaf_hash(
+                canonical_bytes(event_payload(event))
+            ).hex()
+        if len(events) == 1:
+            events[0].save(force_insert=True)
+        else:
+            AuditEvent.objects.bulk_create(events)
+        _schedule_checkpoint_if_due(first, sequence)
 
 
 def _schedule_checkpoint_if_due(first_sequence: int, last_sequence: int) -> None:

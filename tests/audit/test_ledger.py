@@ -253,8 +253,10 @@ def test_event_times_never_go_backwards_even_if_the_clock_does(
 ) -> None:
     from datetime import UTC, datetime
 
+    from tests.audit.clock import step_database_clock
+
     first = record(actor=requester, action="user.changed", target=requester)
-    monkeypatch.setattr("audit.services.database_now", lambda: datetime(2001, 1, 1, tzinfo=UTC))
+    step_database_clock(monkeypatch, [datetime(2001, 1, 1, tzinfo=UTC)])  # the clock steps back
     second = record(actor=requester, action="user.changed", target=requester)
     assert second.occurred_at == first.occurred_at
     assert _verify()[0]

@@ -16,6 +16,7 @@ from audit.checkpoints import checkpoint_sign
 from audit.db import install_append_only, remove_append_only
 from audit.models import AuditEvent
 from audit.services import record
+from tests.audit.clock import step_database_clock
 
 pytestmark = pytest.mark.django_db
 
@@ -36,8 +37,7 @@ def _link(response, cursor: str) -> str | None:
 def fixed_clock(monkeypatch) -> Iterator[list[datetime]]:
     """Events recorded from here on get the times in this list, in order (one hour apart)."""
     times = [T0 + timedelta(hours=n) for n in range(500)]
-    stamps = iter(times)
-    monkeypatch.setattr("audit.services.database_now", lambda: next(stamps))
+    step_database_clock(monkeypatch, times)
     yield times
 
 
