@@ -208,3 +208,16 @@ def test_trust_rule_needs_owner_slash_name(
 def test_gets_to_post_only_pages_are_refused(pipeline: Pipeline, verified_client: Verified) -> None:
     response = verified_client(pipeline.owner).get(f"{detail_url(pipeline)}tokens/")
     assert response.status_code == 405
+
+
+def test_a_service_account_never_signs_in_to_the_web_ui(pipeline: Pipeline) -> None:
+    account = pipeline.account
+    account.set_password("a password someone set by mistake")
+    account.save()
+    client = Client()
+    response = client.post(
+        "/accounts/login/",
+        {"login": account.email, "password": "a password someone set by mistake"},
+    )
+    assert response.status_code == 200  # the form again, not a redirect onwards
+    assert "_auth_user_id" not in client.session
