@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.test import Client
-from django.urls import get_resolver
+from django.urls import URLResolver, get_resolver
 
 from accessreq.api.openapi import EXCHANGE_ERRORS, document
 
@@ -19,9 +20,10 @@ def test_schema_is_public_json_and_lists_every_endpoint(db: None) -> None:
 
     resolver = get_resolver().url_patterns
     api = next(p for p in resolver if str(getattr(p, "pattern", "")) == "api/v1/")
+    assert isinstance(api, URLResolver)
     routes = {
         "/" + re.sub(r"<int:(\w+)>", r"{\1}", str(p.pattern))
-        for p in api.url_patterns  # type: ignore[attr-defined]
+        for p in api.url_patterns
         if getattr(p, "name", None) not in (None, "openapi", "docs")
     }
     assert routes == set(schema["paths"])
@@ -63,6 +65,8 @@ def test_docs_page_is_readable_without_signing_in_and_loads_nothing_remote(db: N
     assert remote == []
 
 
-def test_docs_page_does_not_act_for_a_signed_in_person(db: None, verified_client, owner) -> None:  # type: ignore[no-untyped-def]
+def test_docs_page_does_not_act_for_a_signed_in_person(
+    db: None, verified_client: Any, owner: Any
+) -> None:
     page = verified_client(owner).get("/api/v1/docs").content.decode()
     assert owner.email not in page  # rendered for nobody in particular
