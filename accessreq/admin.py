@@ -647,3 +647,7 @@ class ReviewItemAdmin(ReadOnlyHistoryAdmin):
     @admin.display(description="Entitlement")
     def entitlement(self, obj: ReviewItem) -> str:
         return str(obj.snapshot.get("entitlement", ""))
+
+
+# Pipelines (tokens, issuers, trust rules) live in their own module; importing registers them.
+from accessreq import admin_pipelines  # noqa: E402,F401

@@ -40,22 +40,46 @@ def catalog_search(*, user: Any, text: str = "", tier: str = "") -> EntitlementQ
     return qs.distinct()
 
 
+def _held_now(user: Any) -> GrantQuerySet:
+    return Grant.objects.filter(
+        beneficiary=user,
+        beneficiary__is_active=True,
+        revoked_at__isnull=True,
+        starts_at__lte=Now(),
+        expires_at__gt=Now(),
+    )
+
+
 def holds_scope(*, user: Any, scope: str, system: str, environment: str) -> bool:
     """Does ``user`` hold ``scope`` on ``system`` in ``environment`` right now?
 
     The one access check. It compares the grant's window with the database clock, so access ends
     at ``expires_at`` whether or not the expiry job has run, and a revoked grant never counts.
     """
-    return Grant.objects.filter(
-        beneficiary=user,
-        beneficiary__is_active=True,
-        entitlement__scopes__slug=scope,
-        entitlement__system__slug=system,
-        entitlement__environment__slug=environment,
-        revoked_at__isnull=True,
-        starts_at__lte=Now(),
-        expires_at__gt=Now(),
-    ).exists()
+    return (
+        _held_now(user)
+        .filter(
+            entitlement__scopes__slug=scope,
+            entitlement__system__slug=system,
+            entitlement__environment__slug=environment,
+        )
+        .exists()
+    )
+
+
+def scopes_held(*, user: Any) -> list[str]:
+    """Every ``scope:system:environment`` that ``user`` holds right now (by the rule of
+    :func:`holds_scope`), sorted; what an exchanged API token is limited to."""
+    rows = (
+        _held_now(user)
+        .values_list(
+            "entitlement__scopes__slug",
+            "entitlement__system__slug",
+            "entitlement__environment__slug",
+        )
+        .distinct()
+    )
+    return sorted({f"{scope}:{system}:{env}" for scope, system, env in rows if scope})
 
 
 def inbox(*, user: Any, at: datetime) -> AccessRequestQuerySet:
@@ -140,3 +164,27 @@ def managed_grants(*, user: Any, at: datetime, text: str = "") -> GrantQuerySet:
             | Q(beneficiary__email__icontains=word)
         )
     return qs.for_listing().order_by("expires_at", "pk")
+
+
+def service_accounts_visible_to(user: Any) -> Any:
+    """Service accounts a person may open: those they own; all for security admins and auditors."""
+    from portal.models import User
+    from portal.roles import can_read_audit
+
+    accounts = User.objects.filter(kind=User.Kind.SERVICE)
+    if not getattr(user, "is_authenticated", False) or user.kind != User.Kind.HUMAN:
+        return accounts.none()
+    if can_read_audit(user):
+        return accounts
+    return accounts.filter(owners=user)
+
+
+def service_accounts_managed_by(user: Any) -> Any:
+    """Service accounts whose tokens a person may mint and rotate: the ones they own."""
+    from portal.models import User
+
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return User.objects.none()
+    if user.kind != User.Kind.HUMAN:
+        return User.objects.none()
+    return User.objects.filter(kind=User.Kind.SERVICE, owners=user)

@@ -152,3 +152,11 @@ def campaigns_daily() -> dict[str, int]:
             "reminded": reminders_send(),
             "closed": campaigns_close_due(),
         }
+
+
+@shared_task(acks_late=True)
+def token_expiry_reminders() -> int:
+    from accessreq.services.tokens import token_expiry_reminders_send
+
+    with acting_as(_system()):
+        return token_expiry_reminders_send()

@@ -9,6 +9,7 @@ from accessreq.views import (
     provisioning,
     requests,
     reviews,
+    service_accounts,
 )
 
 urlpatterns = [
@@ -64,4 +65,42 @@ urlpatterns = [
         name="provisioning_confirm",
     ),
     path("provisioning/<int:task_id>/retry/", provisioning.task_retry, name="provisioning_retry"),
+    # Pipelines: service accounts, their tokens and trust rules, trusted CI issuers
+    path("service-accounts/", service_accounts.service_accounts, name="service_accounts"),
+    path("service-accounts/issuers/", service_accounts.issuers, name="issuers"),
+    path(
+        "service-accounts/issuers/<int:issuer_id>/",
+        service_accounts.issuer_edit,
+        name="issuer_edit",
+    ),
+    path(
+        "service-accounts/<int:account_id>/",
+        service_accounts.service_account_detail,
+        name="service_account_detail",
+    ),
+    path(
+        "service-accounts/<int:account_id>/tokens/",
+        service_accounts.token_mint,
+        name="token_mint",
+    ),
+    path(
+        "service-accounts/<int:account_id>/tokens/<int:token_id>/revoke/",
+        service_accounts.token_revoke_page,
+        name="token_revoke",
+    ),
+    path(
+        "service-accounts/<int:account_id>/tokens/<int:token_id>/rotate/",
+        service_accounts.token_rotate_page,
+        name="token_rotate",
+    ),
+    path(
+        "service-accounts/<int:account_id>/trust-rules/",
+        service_accounts.trust_rule_add,
+        name="trust_rule_add",
+    ),
+    path(
+        "service-accounts/<int:account_id>/trust-rules/<int:rule_id>/delete/",
+        service_accounts.trust_rule_remove,
+        name="trust_rule_remove",
+    ),
 ]

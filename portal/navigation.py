@@ -56,6 +56,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Break-glass", "break_glass", roles.is_on_call, "/break-glass/"),
     NavItem("Campaigns", "campaigns", roles.can_read_audit, "/campaigns/"),
     NavItem("Provisioning", "provisioning", roles.is_security_admin, "/provisioning/"),
+    # For everyone: knowing who owns a service account would cost a query on every page.
+    NavItem("Pipelines", "service_accounts", _anyone, "/service-accounts/"),
     NavItem("Audit", "audit:search", roles.can_read_audit, "/audit/"),
     NavItem("Docs", "docs:index", _anyone, "/docs/"),
     NavItem(

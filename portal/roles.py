@@ -46,6 +46,9 @@ _VIEW_ONLY = {
         "notification",
         "campaign",
         "reviewitem",
+        "trustedissuer",
+        "trustrule",
+        "apitoken",
     ],
 }
 # Auditors are read-only everywhere they look.
@@ -66,6 +69,9 @@ _AUDITOR_VIEW = {
         "campaigntemplate",
         "campaign",
         "reviewitem",
+        "trustedissuer",
+        "trustrule",
+        "apitoken",
     ],
     "audit": ["auditevent", "checkpoint", "signingkey"],
     "docs": ["runbook"],

@@ -270,6 +270,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accessreq.tasks.notifications_resend",
         "schedule": 300.0,
     },
+    # Owners hear about minted tokens a few days and one day before they expire.
+    "api-token-expiry-reminders": {
+        "task": "accessreq.tasks.token_expiry_reminders",
+        "schedule": 3600.0,
+    },
     # Hourly is plenty: an owner is emailed once per due date however often it runs.
     "docs-runbook-review-reminders": {
         "task": "docs.tasks.runbook_review_reminders",
@@ -288,6 +293,22 @@ BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", 120, minimum=15)
 BREAK_GLASS_REVIEW_HOURS = env_int("BREAK_GLASS_REVIEW_HOURS", 24, minimum=1)
 # First wait before a failed webhook delivery is retried; it doubles with each attempt.
 PROVISIONING_RETRY_SECONDS = env_int("PROVISIONING_RETRY_SECONDS", 30, minimum=0)
+
+# --- Pipeline API --------------------------------------------------------------------------
+
+# Tokens exchanged from a CI identity token live this long (never more than 15 minutes).
+API_EXCHANGED_TOKEN_MINUTES = env_int("API_EXCHANGED_TOKEN_MINUTES", 15, minimum=1)
+if API_EXCHANGED_TOKEN_MINUTES > 15:
+    raise ImproperlyConfigured("API_EXCHANGED_TOKEN_MINUTES must be at most 15.")
+# The longest lifetime an owner may give a minted token, and when owners are reminded.
+API_MINTED_TOKEN_MAX_DAYS = env_int("API_MINTED_TOKEN_MAX_DAYS", 30, minimum=1)
+API_TOKEN_REMINDER_DAYS = env_int("API_TOKEN_REMINDER_DAYS", 7, minimum=1)
+# Requests per minute: per token on authenticated endpoints, per client address on the exchange.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
+API_EXCHANGE_RATE_LIMIT_PER_MINUTE = env_int("API_EXCHANGE_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
+# How long an issuer's published keys are cached; an unknown key id refreshes them sooner.
+API_JWKS_CACHE_SECONDS = env_int("API_JWKS_CACHE_SECONDS", 3600, minimum=0)
+API_JWKS_MIN_REFRESH_SECONDS = env_int("API_JWKS_MIN_REFRESH_SECONDS", 30, minimum=0)
 
 # --- Docs ----------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("accounts/email/", errors.not_found, name="account_email"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("accessreq.api.urls")),
     path("", include("accessreq.urls")),
     path("", include("audit.urls")),
     path("docs/", include("docs.urls")),

@@ -13,8 +13,18 @@ from accessreq.forms.reviews import (
     ReviewDecideForm,
     ReviewFilterForm,
 )
+from accessreq.forms.service_accounts import (
+    IssuerForm,
+    MintTokenForm,
+    RevokeTokenForm,
+    TrustRuleForm,
+)
 
 __all__ = [
+    "IssuerForm",
+    "MintTokenForm",
+    "RevokeTokenForm",
+    "TrustRuleForm",
     "AccessRequestForm",
     "BreakGlassForm",
     "BreakGlassReviewForm",

@@ -1,4 +1,4 @@
-"""The access domain: catalog, policies, requests, grants, delegation and provisioning."""
+"""The access domain: catalog, policies, requests, grants, delegation, provisioning, pipelines."""
 
 from accessreq.models.campaigns import (
     Cadence,
@@ -28,6 +28,13 @@ from accessreq.models.grants import (
     ProvisioningTask,
     TaskStatus,
 )
+from accessreq.models.pipelines import (
+    ApiToken,
+    ClaimFormat,
+    TokenKind,
+    TrustedIssuer,
+    TrustRule,
+)
 from accessreq.models.policy import ApprovalPolicy, ApproverRule, ConflictRule, PolicyStage
 from accessreq.models.requests import (
     AccessRequest,
@@ -41,6 +48,11 @@ from accessreq.models.requests import (
 from accessreq.states import RequestState
 
 __all__ = [
+    "ApiToken",
+    "ClaimFormat",
+    "TokenKind",
+    "TrustRule",
+    "TrustedIssuer",
     "Cadence",
     "Campaign",
     "CampaignTemplate",

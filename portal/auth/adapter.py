@@ -10,6 +10,14 @@ class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
 
+    def authenticate(self, request: HttpRequest, **credentials: Any) -> Any:
+        # Service accounts act only through API tokens: a password that works for one is
+        # answered like a wrong password, so the form says nothing about the account.
+        user = super().authenticate(request, **credentials)
+        if user is not None and getattr(user, "kind", "human") != "human":
+            return None
+        return user
+
     def add_message(
         self,
         request: HttpRequest,

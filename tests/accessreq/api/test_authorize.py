@@ -1,0 +1,127 @@
+"""POST /api/v1/authorize: allow or deny by holds_scope (database clock), with reasons and the
+ledger event that records the decision and the pipeline context."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import F
+from django.test import Client
+
+from accessreq.models import Grant
+from audit.models import AuditEvent
+from tests.accessreq.api.conftest import (
+    Pipeline,
+    SigningKey,
+    api_post,
+    github_claims,
+    minted,
+    sign,
+)
+from tests.accessreq.workflow_helpers import direct_grant, make_entitlement
+
+URL = "/api/v1/authorize"
+CONTEXT = {
+    "commit_sha": "4f2a9c1e0b7d5a3c2e1f0a9b8c7d6e5f4a3b2c1d",
+    "run_id": "812345",
+    "stage": "deploy-prod",
+    "repository": "acme/payments-service",
+}
+
+
+def ask(pipeline: Pipeline, token: str, **overrides: Any) -> Any:
+    entitlement = pipeline.entitlement
+    body = {
+        "action": "deploy",
+        "system": entitlement.system.slug,
+        "environment": entitlement.environment.slug,
+        "context": CONTEXT,
+        **overrides,
+    }
+    return api_post(Client(), URL, body, token=token)
+
+
+def exchanged(rsa_key: SigningKey) -> str:
+    response = api_post(Client(), "/api/v1/token", {"id_token": sign(github_claims(), rsa_key)})
+    assert response.status_code == 201, response.content
+    return str(response.json()["access_token"])
+
+
+def test_held_scope_is_allowed_and_recorded_with_the_pipeline_context(
+    pipeline: Pipeline, rsa_key: SigningKey
+) -> None:
+    response = ask(pipeline, exchanged(rsa_key))
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["decision"] == "allow" and body["allowed"] is True
+    assert body["reasons"][0]["code"] == "grant_active"
+    event = AuditEvent.objects.get(sequence=body["audit_event_id"])
+    assert event.action == "api.authorize.allowed"
+    assert event.actor_id == pipeline.account.pk and event.actor_kind == "service"
+    assert event.pipeline == CONTEXT
+    assert event.data["system"] == pipeline.entitlement.system.slug
+
+
+def test_scope_not_held_is_403_with_the_reason(pipeline: Pipeline) -> None:
+    issued = minted(pipeline)
+    response = ask(pipeline, issued.secret, action="rollback")
+
+    assert response.status_code == 403
+    body = response.json()
+    assert body["decision"] == "deny"
+    assert body["error"]["code"] == "scope_not_held"
+    assert "does not hold rollback" in body["reasons"][0]["message"]
+    event = AuditEvent.objects.get(sequence=body["audit_event_id"])
+    assert event.action == "api.authorize.denied"
+    assert event.data["reasons"] == ["scope_not_held"]
+
+
+def test_a_grant_past_its_end_is_denied_before_the_expiry_job_runs(pipeline: Pipeline) -> None:
+    issued = minted(pipeline)
+    grant = Grant.objects.get(beneficiary=pipeline.account)
+    Grant.objects.filter(pk=grant.pk).update(
+        starts_at=F("starts_at") - timedelta(hours=9),
+        expires_at=F("expires_at") - timedelta(hours=9),
+    )
+    grant.refresh_from_db()
+    assert grant.state == "active"  # the job has not caught up, the clock decides
+
+    response = ask(pipeline, issued.secret)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "scope_not_held"
+
+
+def test_an_exchanged_token_covers_only_what_was_held_at_exchange(
+    pipeline: Pipeline, rsa_key: SigningKey
+) -> None:
+    token = exchanged(rsa_key)
+    later = make_entitlement(tier="high", system=pipeline.entitlement.system, scopes=["rollback"])
+    direct_grant(pipeline.account, later)
+
+    response = ask(pipeline, token, action="rollback", environment=later.environment.slug)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "token_scope"
+    # A minted token follows the account's grants as they are now.
+    assert ask(pipeline, minted(pipeline).secret, action="rollback").status_code == 200
+
+
+def test_decisions_for_other_systems_are_denied(pipeline: Pipeline) -> None:
+    response = ask(pipeline, minted(pipeline).secret, system="ledger-service")
+    assert response.status_code == 403
+
+
+def test_bad_input_is_400_and_records_nothing(pipeline: Pipeline) -> None:
+    token = minted(pipeline).secret
+    before = AuditEvent.objects.count()
+    for overrides in (
+        {"action": "deploy prod"},
+        {"context": {"commit_sha": "not-a-sha"}},
+        {"context": {"unknown": "x"}},
+        {"system": ""},
+    ):
+        response = ask(pipeline, token, **overrides)
+        assert response.status_code == 400, overrides
+        assert response.json()["error"]["code"] == "invalid_request"
+    assert AuditEvent.objects.count() == before
