@@ -7,8 +7,8 @@ whatever has queued in one transaction (``append_events``). Each event is still 
 its own sequence and hash, and every caller waits until its event is committed: nothing is
 acknowledged before that, and a failed group fails every caller in it.
 
-Events that record a change to other rows must not come here: they belong in the change's own
-transaction (``record``).
+Called inside a transaction, an event simply joins it (as ``record`` does): events that record a
+change to other rows must commit with that change.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ class GroupWriter:
         database error that failed its group.
         """
         if connection.in_atomic_block:
-            raise RuntimeError(
-                "Grouped events commit in their own transaction; use record() inside one."
-            )
+            # Inside a transaction the event belongs to it: it commits or rolls back with it.
+            append_events([event])
+            return event
         self._ensure_thread()
         ticket = _Ticket(event)
         self._queue.put(ticket)

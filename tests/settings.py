@@ -43,3 +43,8 @@ PROVISIONING_RETRY_SECONDS = 0
 # Every browser journey signs in from 127.0.0.1 against one live server, several people per
 # journey; allauth's per-IP sign-in limit (30 a minute) is for real traffic, not for a suite.
 ACCOUNT_RATE_LIMITS = {"login": "1000/m/ip", "login_failed": "1000/m/ip,100/5m/key"}
+
+# Threads in the concurrency tests and the live server open connections of their own; closing
+# them at each request's end (as before persistent connections) lets the test database be
+# dropped at the end of a PostgreSQL run.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accessreq.api.schema import SchemaError, validate
 from accessreq.models import ApiToken
+from audit.group import LedgerUnavailable
 
 logger = logging.getLogger("gatehouse.api")
 
@@ -201,6 +202,15 @@ def endpoint(*, methods: tuple[str, ...], authenticated: bool = True) -> Callabl
                 return view(request, *args, **kwargs)
             except ApiError as error:
                 return error.response()
+            except LedgerUnavailable:
+                logger.exception("Ledger unavailable on %s %s", request.method, request.path)
+                return ApiError(
+                    503,
+                    "ledger_unavailable",
+                    "The decision could not be recorded in the audit ledger in time, so it is not "
+                    "given; try again.",
+                    headers={"Retry-After": "1"},
+                ).response()
             except Exception:
                 logger.exception("API error on %s %s", request.method, request.path)
                 return ApiError(

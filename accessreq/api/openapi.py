@@ -183,6 +183,11 @@ def document() -> dict[str, Any]:
                         },
                         "415": _BAD,
                         "429": _RATE,
+                        "503": _error_response(
+                            "The decision could not be recorded in the ledger in time, so none "
+                            "is given; retry.",
+                            {"ledger_unavailable": "The audit ledger did not confirm the event."},
+                        ),
                     },
                 }
             },

@@ -159,10 +159,15 @@ def test_an_unconfirmed_event_is_reported_not_acknowledged(
     assert sorted(e.data["n"] for e in AuditEvent.objects.filter(data__has_key="n")) == [1, 2]
 
 
-def test_grouped_events_refuse_to_join_a_callers_transaction(signing_key, writer) -> None:
-    with pytest.raises(RuntimeError, match="use record"), transaction.atomic():
+def test_inside_a_transaction_the_event_joins_it(signing_key, writer) -> None:
+    with pytest.raises(RuntimeError, match="the change failed"), transaction.atomic():
         writer.append(_event(1))
-    assert not AuditEvent.objects.exists()
+        raise RuntimeError("the change failed")
+    assert not AuditEvent.objects.exists()  # rolled back with the change
+    with transaction.atomic():
+        writer.append(_event(2))
+    assert writer.groups == 0  # never went through the writer thread
+    assert list(AuditEvent.objects.values_list("sequence", flat=True)) == [1]
 
 
 def _refuse_inserts(on: bool) -> None:

@@ -3,9 +3,12 @@ ledger event that records the decision and the pipeline context."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from django.db import connection
 from django.db.models import F
 from django.test import Client
 
@@ -125,3 +128,50 @@ def test_bad_input_is_400_and_records_nothing(pipeline: Pipeline) -> None:
         assert response.status_code == 400, overrides
         assert response.json()["error"]["code"] == "invalid_request"
     assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_decisions_share_ledger_commits_but_each_has_its_own_event(
+    pipeline: Pipeline,
+) -> None:
+    """Outside a transaction (as under gunicorn) decisions go through the group writer: each
+    answer names an event that is already committed, and the chain stays whole."""
+    from audit import group
+    from audit.verify import ledger_verify
+
+    issued = minted(pipeline)
+    answers: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(10):
+                action = "deploy" if (n + i) % 3 else "rollback"  # some allowed, some denied
+                response = ask(pipeline, issued.secret, action=action)
+                answers.append((response.status_code, response.json()["audit_event_id"]))
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    before = group._writer.groups
+    try:
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert errors == []
+        assert group._writer.groups > before  # the writer thread committed them
+    finally:
+        group._writer.stop()  # closes its connection before the database is flushed
+    events = {
+        e.sequence: e.action for e in AuditEvent.objects.filter(action__startswith="api.authorize.")
+    }
+    assert len(answers) == 60 and len({seq for _, seq in answers}) == 60
+    for status, sequence in answers:
+        assert events[sequence] == (
+            "api.authorize.allowed" if status == 200 else "api.authorize.denied"
+        )
+    assert sorted(status for status, _ in answers).count(403) == 20
+    assert ledger_verify().ok
