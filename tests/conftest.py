@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -47,6 +48,14 @@ def _audit_append_only(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if _transactional(request):
         remove_append_only(connection)
+
+
+@pytest.fixture
+def signing_key_file(settings, tmp_path: Path) -> Path:
+    """A checkpoint-signing key of the test's own (generated on first use)."""
+    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "key.pem")
+    settings.AUDIT_SIGNING_KEY = ""
+    return tmp_path / "key.pem"
 
 
 # --- Personas ---------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import re
 import time
 import zipfile
 import zlib
-from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -30,14 +29,7 @@ from audit.models import AuditEvent
 from audit.verify_bundle import verify
 from tests.accessreq.test_campaign_views import FORMULA_NAME, World, build_campaign, bulk_campaign
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def signing_key_file(settings, tmp_path: Path) -> Path:
-    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "key.pem")
-    settings.AUDIT_SIGNING_KEY = ""
-    return tmp_path / "key.pem"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("signing_key_file")]
 
 
 @pytest.fixture

@@ -23,13 +23,6 @@ from audit.services import record
 
 
 @pytest.fixture
-def signing_key_file(settings, tmp_path: Path) -> Path:
-    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "key.pem")
-    settings.AUDIT_SIGNING_KEY = ""
-    return tmp_path / "key.pem"
-
-
-@pytest.fixture
 def anchor_file(settings, tmp_path: Path) -> Path:
     settings.AUDIT_ANCHOR_FILE = str(tmp_path / "anchor" / "checkpoints.jsonl")
     return Path(settings.AUDIT_ANCHOR_FILE)

@@ -45,11 +45,7 @@ MEMBERS = {
 FORMULA = "=cmd|' /C calc'!A0"
 
 
-@pytest.fixture(autouse=True)
-def signing_key_file(settings, tmp_path: Path) -> Path:
-    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "key.pem")
-    settings.AUDIT_SIGNING_KEY = ""
-    return tmp_path / "key.pem"
+pytestmark = pytest.mark.usefixtures("signing_key_file")
 
 
 @pytest.fixture

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def signing_key(settings, tmp_path) -> None:
-    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "key.pem")
-
-
-@pytest.fixture
 def writer() -> Iterator[GroupWriter]:
     group_writer = GroupWriter()
     yield group_writer
@@ -76,7 +71,7 @@ def ledger_lock_holder() -> Iterator[tuple[threading.Event, threading.Event]]:
     thread.join(60)
 
 
-def test_parallel_callers_get_committed_gapless_events(signing_key, writer) -> None:
+def test_parallel_callers_get_committed_gapless_events(signing_key_file, writer) -> None:
     returned: list[int] = []
 
     def work(worker: int) -> None:
@@ -94,7 +89,7 @@ def test_parallel_callers_get_committed_gapless_events(signing_key, writer) -> N
 
 
 def test_events_queued_while_the_ledger_is_busy_commit_as_one_group(
-    signing_key, ledger_lock_holder, writer
+    signing_key_file, ledger_lock_holder, writer
 ) -> None:
     _, release = ledger_lock_holder
     done = threading.Barrier(9)
@@ -132,7 +127,7 @@ def test_events_queued_while_the_ledger_is_busy_commit_as_one_group(
     assert ledger_verify().ok
 
 
-def test_a_failed_group_fails_every_caller_and_commits_nothing(signing_key, writer) -> None:
+def test_a_failed_group_fails_every_caller_and_commits_nothing(signing_key_file, writer) -> None:
     writer.append(_event(0))
     _refuse_inserts(True)
     try:
@@ -148,7 +143,7 @@ def test_a_failed_group_fails_every_caller_and_commits_nothing(signing_key, writ
 
 
 def test_an_unconfirmed_event_is_reported_not_acknowledged(
-    signing_key, ledger_lock_holder, writer
+    signing_key_file, ledger_lock_holder, writer
 ) -> None:
     _, release = ledger_lock_holder
     with pytest.raises(LedgerUnavailable, match="not committed within 0.3s"):
@@ -159,7 +154,7 @@ def test_an_unconfirmed_event_is_reported_not_acknowledged(
     assert sorted(e.data["n"] for e in AuditEvent.objects.filter(data__has_key="n")) == [1, 2]
 
 
-def test_inside_a_transaction_the_event_joins_it(signing_key, writer) -> None:
+def test_inside_a_transaction_the_event_joins_it(signing_key_file, writer) -> None:
     with pytest.raises(RuntimeError, match="the change failed"), transaction.atomic():
         writer.append(_event(1))
         raise RuntimeError("the change failed")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -15,13 +14,6 @@ from audit.checkpoints import checkpoint_sign
 from audit.db import remove_append_only
 from audit.models import AuditEvent, Checkpoint, SigningKey
 from audit.services import record
-
-
-@pytest.fixture
-def signing_key_file(settings, tmp_path: Path) -> Path:
-    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "key.pem")
-    settings.AUDIT_SIGNING_KEY = ""
-    return tmp_path / "key.pem"
 
 
 @pytest.fixture
