@@ -100,7 +100,7 @@ def test_auditors_and_security_admins_can_read(request, verified_client, sample,
     client = verified_client(request.getfixturevalue(persona))
     search = client.get("/audit/")
     assert search.status_code == 200
-    assert 'href="/audit/" aria-current="page">Audit</a>' in search.content.decode()
+    assert 'href="/audit/" aria-current="page">' in search.content.decode()
     sequence = sample["deactivated"].sequence
     detail = client.get(f"/audit/events/{sequence}/")
     assert detail.status_code == 200
