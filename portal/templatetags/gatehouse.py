@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -25,3 +27,14 @@ def duration(value: timedelta | None) -> str:
         if amount:
             parts.append(f"{amount} {name}{'s' if amount != 1 else ''}")
     return " ".join(parts[:2])
+
+
+@register.filter
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, as people say it: ``just now`` under a minute, else ``5 minutes ago``."""
+    if value is None:
+        return ""
+    now = now or timezone.now()
+    if now - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value, now)} ago"

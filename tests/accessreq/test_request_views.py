@@ -620,3 +620,23 @@ def test_withdraw_from_the_list_returns_to_the_list(
     )
     response = client.post(f"/requests/{other.pk}/withdraw/", {"next": "https://evil.example/"})
     assert response["Location"] == f"/requests/{other.pk}/"
+
+
+@pytest.mark.django_db
+def test_open_means_waiting_and_granted_requests_have_their_own_tab(
+    verified_client, requester
+) -> None:
+    from tests.accessreq.workflow_helpers import direct_grant, make_entitlement
+    from tests.accessreq.workflow_helpers import submit as submit_request
+
+    waiting = submit_request(requester, make_entitlement())
+    granted = direct_grant(requester, make_entitlement(tier="medium")).request
+    client = verified_client(requester)
+    tabs = {t["key"]: t["count"] for t in client.get("/requests/").context["tabs"]}
+    assert tabs == {"all": 2, "open": 1, "granted": 1, "closed": 0}
+    assert [r.pk for r, _ in client.get("/requests/?state=open").context["rows"]] == [waiting.pk]
+    assert [r.pk for r, _ in client.get("/requests/?state=granted").context["rows"]] == [
+        granted.pk
+    ]
+    body = client.get("/requests/").content.decode()
+    assert "just now" in body and "0\xa0minutes ago" not in body and "0 minutes" not in body
