@@ -55,6 +55,9 @@ def _measure(page: Page) -> dict[str, Any]:
           const oneRow = tops.every((r) => r.top < tops[0].bottom && r.bottom > tops[0].top);
           return {
             scrollWidth: document.documentElement.scrollWidth,
+            // Tables scroll inside their frame; on a page that fits, none should need to.
+            clipped: [...document.querySelectorAll('.table-wrap')]
+              .filter((e) => e.scrollWidth > e.clientWidth + 1).length,
             width: window.innerWidth,
             headerHeight: header ? header.getBoundingClientRect().height : 0,
             oneRow: oneRow,
@@ -112,6 +115,8 @@ def test_every_page_in_the_navigation_fits_and_is_styled(
                 problems.append(f"{where}: Django's debug page")
             if m["scrollWidth"] > m["width"]:
                 problems.append(f"{where}: scrolls sideways ({m['scrollWidth']} > {m['width']})")
+            if m["clipped"]:
+                problems.append(f"{where}: {m['clipped']} table(s) wider than their frame")
             if href.startswith("/admin/"):
                 continue  # the admin has its own header and navigation
             if m["nav"] != NAV[persona]:
