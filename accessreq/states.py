@@ -61,6 +61,8 @@ TRANSITIONS: tuple[Transition, ...] = (
 _ALLOWED = {(t.source, t.target): t for t in TRANSITIONS}
 
 OPEN_STATES = frozenset({RequestState.PENDING, RequestState.APPROVED, RequestState.ACTIVE})
+# Not yet giving access: waiting for a decision, or approved and waiting for its start time.
+WAITING_STATES = frozenset({RequestState.PENDING, RequestState.APPROVED})
 FINAL_STATES = frozenset(
     {
         RequestState.EXPIRED,

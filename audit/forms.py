@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from audit.actions import ACTIONS
 from audit.selectors import EventFilters
+from portal.widgets import DATETIME_HINT, UtcDateTimeInput
 
 _BIGINT_MAX = 2**63 - 1
 FILTER_FIELDS = ("actor", "action", "target", "since", "until", "q")
@@ -41,9 +42,11 @@ def _action_choices() -> list[Any]:
 
 
 class UTCDateTimeField(forms.DateTimeField):
-    """A ``datetime-local`` input read as UTC whatever the server's time zone."""
+    """``YYYY-MM-DD HH:MM[:SS[.ffffff]]`` read as UTC whatever the server's time zone (links
+    from an event carry its exact time, to the microsecond)."""
 
-    widget = forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"})
+    widget = UtcDateTimeInput(seconds=True)
+    default_error_messages = {"invalid": f"Enter a date and time {DATETIME_HINT}."}
 
     def to_python(self, value: Any) -> datetime | None:
         with timezone.override(UTC):
@@ -90,6 +93,15 @@ class EventSearchForm(forms.Form):
     # The page cursor: sequence numbers, never rendered as fields.
     before = forms.CharField(required=False, max_length=20)
     after = forms.CharField(required=False, max_length=20)
+
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        # A family may be written as the help text shows it, "auth.*", or as "auth.": both mean
+        # every action that starts with "auth.". The select keeps the family chosen either way.
+        action = data.get("action", "") if data is not None else ""
+        if isinstance(action, str) and action.endswith(".*"):
+            data = data.copy()
+            data["action"] = action[:-1]
+        super().__init__(data, *args, **kwargs)
 
     def _cursor(self, name: str) -> int | None:
         value = self.cleaned_data.get(name) or ""

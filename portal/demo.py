@@ -15,7 +15,9 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -23,8 +25,10 @@ from django.utils import timezone
 
 from accessreq.models import Entitlement, Environment, RiskTier, Scope, System
 from audit.services import record
+from portal.crypto import code_digests
 from portal.history import acting_as
-from portal.models import Team, TOTPDevice, User
+from portal.models import BackupCode, BackupCodeDevice, Team, TOTPDevice, User
+from portal.models.mfa import new_backup_code, normalize_backup_code
 from portal.roles import AUDITOR, ON_CALL, SECURITY_ADMIN, ensure_groups
 
 DEMO_PASSWORD = "gatehouse-demo"  # noqa: S105 - published on purpose: demo personas only
@@ -418,6 +422,7 @@ def demo_seed(*, actor: User) -> SeedResult:
                     entitlement.scopes.add(*(scopes[slug] for slug in ent.scopes))
                     entitlement.owners.add(*owners)
 
+        issued: dict[str, list[str]] = {}
         for persona in PERSONAS:
             user = people[persona.display_name]
             if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
@@ -426,6 +431,11 @@ def demo_seed(*, actor: User) -> SeedResult:
                 device.confirmed_at = timezone.now()
                 device.save()
                 created["authenticators"] += 1
+            if not BackupCodeDevice.objects.filter(user=user).exists():
+                issued[user.email] = _issue_backup_codes(user)
+        if issued:
+            # Written only once the codes are really stored; they are shown nowhere else.
+            transaction.on_commit(lambda: _write_backup_codes(issued))
 
     totals = _totals()
     record(
@@ -434,6 +444,37 @@ def demo_seed(*, actor: User) -> SeedResult:
         data={"created": created, "totals": totals},
     )
     return SeedResult(created=created, totals=totals)
+
+
+def backup_codes_file() -> Path:
+    """Where the demo personas' backup codes are written in clear (DEMO ONLY), once each."""
+    return Path(settings.VAR_DIR) / "demo-backup-codes.txt"
+
+
+def _issue_backup_codes(user: User) -> list[str]:
+    """A set of backup codes as enrolment issues them; the clear codes are returned once."""
+    device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    codes = [new_backup_code() for _ in range(settings.MFA_BACKUP_CODE_COUNT)]
+    BackupCode.objects.bulk_create(
+        BackupCode(device=device, digest=code_digests(normalize_backup_code(code))[0])
+        for code in codes
+    )
+    return codes
+
+
+def _write_backup_codes(issued: dict[str, list[str]]) -> None:
+    path = backup_codes_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", encoding="utf-8") as handle:
+        path.chmod(0o600)
+        if new:
+            handle.write(
+                "# DEMO ONLY: one-time backup codes of the demo personas. Each signs in once, in\n"
+                "# place of an authenticator code. A new set (Sign-in security) replaces them.\n"
+            )
+        for email, codes in issued.items():
+            handle.write(f"\n{email}\n" + "".join(f"  {code}\n" for code in codes))
 
 
 def persona_lines() -> list[str]:
@@ -469,4 +510,7 @@ def persona_lines() -> list[str]:
             f"      TOTP secret: {totp_key}   current code: "
             f".venv/bin/python manage.py totp {user.email}"
         )
+    codes = backup_codes_file()
+    if codes.exists():
+        lines.append(f"  Backup codes (each signs in once instead of a code): {codes}")
     return lines

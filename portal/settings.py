@@ -32,7 +32,10 @@ GATEHOUSE_ENV = env_choice("GATEHOUSE_ENV", "development", ("development", "prod
 PRODUCTION = GATEHOUSE_ENV == "production"
 DEPLOYMENT_NAME = env_str("GATEHOUSE_DEPLOYMENT_NAME", GATEHOUSE_ENV)
 
-DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+# Off unless asked for, in development too: `make run` is how people first meet the product, and
+# its 404, 403, 405 and 500 pages are the styled ones. DEBUG=true shows Django's debug pages
+# (tracebacks, every URL pattern) for developers who want them.
+DEBUG = env_bool("DEBUG", default=False)
 
 
 def _code_version() -> str:
@@ -108,7 +111,12 @@ AUDIT_CHECKPOINT_EVERY_EVENTS = env_int("AUDIT_CHECKPOINT_EVERY_EVENTS", 1000, m
 
 # --- Hosts and URLs ------------------------------------------------------------------------
 
-SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
+# The embedded default follows the port `make run` serves on (PORT, as `manage.py serve` passes
+# it to the web server, the worker and beat), so links in emails and the CSRF origin match it.
+_PORT = env_int("PORT", 8000, minimum=1)
+if _PORT > 65535:
+    raise ImproperlyConfigured(f"PORT must be a number from 1 to 65535 (got {_PORT}).")
+SITE_URL = env_url("SITE_URL", f"http://127.0.0.1:{_PORT}", schemes=("http", "https"))
 if PRODUCTION:
     ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
     if not ALLOWED_HOSTS:
@@ -155,7 +163,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, so the page it puts in place of an empty error still gets the headers set above.
+    "portal.errors.ErrorPageMiddleware",
 ]
+CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
@@ -430,10 +441,13 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
+        if PRODUCTION
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# In development whitenoise also serves straight from the source folders, so the pages are
+# styled with DEBUG off even before (or without) collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 
 # --- Internationalisation ------------------------------------------------------------------
 

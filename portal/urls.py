@@ -27,6 +27,7 @@ urlpatterns = [
     path("docs/", include("docs.urls")),
 ]
 
+handler400 = "portal.errors.bad_request"
 handler404 = "portal.errors.not_found"
 handler403 = "portal.errors.forbidden"
 handler500 = "portal.errors.server_error"

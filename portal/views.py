@@ -10,13 +10,13 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from portal import attention
 from portal.celery import app as celery_app
+from portal.home import home_for
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    items = attention.items_for(request)
-    return render(request, "portal/home.html", {"attention": items})
+    """What needs me, and what do I hold."""
+    return render(request, "portal/home.html", {"home": home_for(request)})
 
 
 def _check_database() -> dict[str, object]:

@@ -263,7 +263,7 @@ def decisions_by_day(campaign: Campaign, *, at: datetime) -> DecisionChart:
             height = value * scale
             y -= height
             bars.append(Bar(str(kind), value, x, round(y, 2), bar_width, round(height, 2)))
-        label = f"{day:%d %b}" if index % label_every == 0 else ""
+        label = f"{day:%m-%d}" if index % label_every == 0 else ""
         days.append(ChartDay(day, day_counts, bars, label, round(x + bar_width / 2, 2)))
     deadline = campaign.deadline.astimezone(UTC)
     deadline_x = None

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from portal.models import User
+from portal.widgets import UtcDateInput
 
 DENY_NEEDS_COMMENT = "Say why you deny the request; the requester will see your comment."
 MAX_BULK = 100
@@ -124,13 +125,6 @@ class PersonChoiceField(forms.ModelChoiceField):
         return f"{obj.display_name} — {obj.email}"
 
 
-class DateInput(forms.DateInput):
-    input_type = "date"
-
-    def __init__(self) -> None:
-        super().__init__(format="%Y-%m-%d")
-
-
 class DelegationForm(forms.Form):
     """Who stands in for me, over whole UTC days from ``starts_on`` to ``ends_on`` inclusive."""
 
@@ -140,10 +134,17 @@ class DelegationForm(forms.Form):
         empty_label="Choose a person…",
         help_text="Active people, by name. Type the first letters of a name to jump to it.",
     )
-    starts_on = forms.DateField(label="From (UTC day)", widget=DateInput())
+    starts_on = forms.DateField(
+        label="From (UTC day)",
+        widget=UtcDateInput(),
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Enter the day as YYYY-MM-DD, for example 2026-06-30."},
+    )
     ends_on = forms.DateField(
         label="To (UTC day, inclusive)",
-        widget=DateInput(),
+        widget=UtcDateInput(),
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Enter the day as YYYY-MM-DD, for example 2026-07-14."},
         help_text="The delegation ends at the end of this day (UTC). At most 90 days.",
     )
     reason = forms.CharField(

@@ -14,9 +14,11 @@ from typing import Any
 from django import forms
 
 from accessreq.models import Entitlement
-from accessreq.services.requests import MIN_JUSTIFICATION
+from accessreq.services.common import now
+from accessreq.services.requests import LATEST_START, MIN_JUSTIFICATION, START_GRACE
 from portal.models import User
 from portal.templatetags.gatehouse import duration as human_duration
+from portal.widgets import DATETIME_HINT, UtcDateTimeInput
 
 DURATION_PRESETS = (
     timedelta(hours=1),
@@ -88,9 +90,9 @@ class DurationChoiceField(forms.ChoiceField):
 
 
 class UtcDateTimeField(forms.Field):
-    """A ``datetime-local`` value read as UTC, whatever the server's TIME_ZONE."""
+    """A ``YYYY-MM-DD HH:MM`` value read as UTC, whatever the server's TIME_ZONE."""
 
-    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format=START_FORMAT)
+    widget = UtcDateTimeInput
 
     def to_python(self, value: Any) -> datetime | None:
         if value in self.empty_values:
@@ -98,14 +100,12 @@ class UtcDateTimeField(forms.Field):
         if isinstance(value, datetime):
             return value
         text = str(value).strip()
-        for fmt in (START_FORMAT, START_FORMAT + ":%S"):
+        for fmt in (START_FORMAT, START_FORMAT + ":%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
             try:
                 return datetime.strptime(text, fmt).replace(tzinfo=UTC)  # noqa: DTZ007
             except ValueError:
                 continue
-        raise forms.ValidationError(
-            "Enter a date and time such as 2025-06-30 14:00.", code="invalid"
-        )
+        raise forms.ValidationError(f"Enter the start {DATETIME_HINT}.", code="invalid")
 
 
 class AccessRequestForm(forms.Form):
@@ -149,8 +149,8 @@ class AccessRequestForm(forms.Form):
         label="Start (UTC, optional)",
         required=False,
         help_text=(
-            "Times are in UTC. Leave empty to start as soon as the request is approved; "
-            "the duration counts from the start."
+            "YYYY-MM-DD HH:MM, 24-hour, in UTC. Leave empty to start as soon as the request "
+            "is approved; the duration counts from the start."
         ),
     )
 
@@ -205,6 +205,26 @@ class AccessRequestForm(forms.Form):
         if person is None:  # ChoiceField already refused it; kept for clarity
             raise forms.ValidationError("Choose someone from the list.")
         return person
+
+    def clean_requested_start(self) -> datetime | None:
+        """The same rules as the service, reported at the field instead of above the form."""
+        start = self.cleaned_data.get("requested_start")
+        if start is None:
+            return None
+        clock = now()
+        if start < clock - START_GRACE:
+            raise forms.ValidationError(
+                f"This time has passed (it is {clock:%Y-%m-%d %H:%M} UTC now). Choose a later "
+                "start, or leave it empty to start as soon as the request is approved.",
+                code="past",
+            )
+        if start > clock + LATEST_START:
+            raise forms.ValidationError(
+                f"Choose a start within the next {LATEST_START.days} days "
+                f"(before {clock + LATEST_START:%Y-%m-%d %H:%M} UTC).",
+                code="too_late",
+            )
+        return start
 
     def clean_duration(self) -> timedelta:
         return timedelta(seconds=int(self.cleaned_data["duration"]))

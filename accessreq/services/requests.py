@@ -45,6 +45,8 @@ from portal.models import User
 
 MIN_JUSTIFICATION = 20
 LATEST_START = timedelta(days=30)
+# A start a few minutes in the past is "now" (the form was open a while), not an error.
+START_GRACE = timedelta(minutes=5)
 
 
 def may_request_for(actor: User, beneficiary: User) -> bool:
@@ -133,7 +135,7 @@ def request_submit(
             f"The longest this access can be granted for is {_human(entitlement.longest_grant)}."
         )
     if requested_start is not None:
-        if requested_start < clock - timedelta(minutes=5):
+        if requested_start < clock - START_GRACE:
             raise WorkflowError(
                 "The start time is in the past; leave it empty to start on approval."
             )

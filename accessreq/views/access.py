@@ -60,7 +60,7 @@ def _clock_label(value: datetime, clock: datetime) -> str:
     value, clock = value.astimezone(UTC), clock.astimezone(UTC)
     if value.date() == clock.date():
         return f"{value:%H:%M} UTC"
-    return f"{value.day} {value:%b %H:%M} UTC"
+    return f"{value:%Y-%m-%d %H:%M} UTC"
 
 
 def _task(grant: Grant, operation: str) -> Any:

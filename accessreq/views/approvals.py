@@ -31,7 +31,7 @@ from accessreq.services.requests import request_approve, request_deny
 from accessreq.states import RequestState
 from portal.auth import signed_in_user
 from portal.models import User
-from portal.services.mfa import mfa_is_fresh, mfa_verify
+from portal.services.mfa import mfa_fresh_until, mfa_is_fresh, mfa_verify
 
 PER_PAGE = 25
 # Break-glass uses shown for review at once; more is a backlog the security team must see anyway.
@@ -121,6 +121,7 @@ def render_inbox(
         "page": page,
         "rows": rows,
         "fresh": fresh,
+        "fresh_until": mfa_fresh_until(request),
         "any_bulk": any(r.row.bulk_eligible and r.row.decidable for r in rows),
         "any_code": any(r.show_code for r in rows),
         "reviews": review_forms,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -21,12 +20,12 @@ from accessreq.forms.requests import beneficiary_choices
 from accessreq.models import (
     AccessRequest,
     Approval,
-    ApproverRule,
     Decision,
     Entitlement,
     RequestKind,
 )
 from accessreq.policy import approval_preview
+from accessreq.progress import stage_progress
 from accessreq.selectors import my_requests as my_requests_selector
 from accessreq.services.common import now
 from accessreq.services.requests import (
@@ -36,30 +35,21 @@ from accessreq.services.requests import (
     sod_conflicts,
 )
 from accessreq.services.requests import request_withdraw as withdraw_service
-from accessreq.states import FINAL_STATES, OPEN_STATES, RequestState
+from accessreq.states import FINAL_STATES, WAITING_STATES, RequestState
 from portal.models import User
 
 PAGE_SIZE = 25
 # The filters of "My requests": the tab's label and the states it shows (None: every state).
+# Open means still waiting (for a decision, or approved and waiting for its start); a request
+# that gave access is under Granted until the access ends.
 STATE_FILTERS: dict[str, tuple[str, frozenset[str] | None]] = {
     "all": ("All", None),
-    "open": ("Open", frozenset(OPEN_STATES)),
+    "open": ("Open", WAITING_STATES),
+    "granted": ("Granted", frozenset({RequestState.ACTIVE})),
     "closed": ("Closed", frozenset(FINAL_STATES)),
 }
 # Fields of the request form carried over when the page is re-rendered for another beneficiary.
 _CARRIED = ("justification", "ticket", "duration", "requested_start")
-# Rule names short enough for a table cell; the full label is in the title and on the detail page.
-SHORT_RULE_LABELS: dict[str, str] = {
-    ApproverRule.MANAGER: "Manager",
-    ApproverRule.ENTITLEMENT_OWNER: "Entitlement owner",
-    ApproverRule.SYSTEM_OWNER: "System owner",
-    ApproverRule.OWNER_OR_MANAGER: "Owner or manager",
-    ApproverRule.SECURITY_ADMIN: "Security admin",
-}
-_APPROVED_STATES = frozenset(
-    {RequestState.APPROVED, RequestState.ACTIVE, RequestState.EXPIRED, RequestState.REVOKED}
-)
-
 
 # --- Request form ----------------------------------------------------------------------------
 
@@ -163,80 +153,6 @@ def request_new(request: HttpRequest, entitlement_id: int) -> HttpResponse:
     return render(request, "accessreq/requests/new.html", context)
 
 
-# --- Approval progress -----------------------------------------------------------------------
-
-
-@dataclass
-class StageView:
-    """One approval stage of a request as the pages show it."""
-
-    position: int
-    rule: str
-    label: str
-    quorum: int
-    step_up: bool
-    approvals: int = 0
-    status: str = "waiting"  # done, current, denied, stopped, waiting, unreached
-    asked: list[Any] = field(default_factory=list)
-    decisions: list[Approval] = field(default_factory=list)
-
-    @property
-    def short_label(self) -> str:
-        return SHORT_RULE_LABELS.get(self.rule, self.label)
-
-    @property
-    def status_label(self) -> str:
-        return {
-            "done": "approved",
-            "current": "waiting for a decision",
-            "denied": "denied",
-            "stopped": "stopped here",
-            "waiting": "not reached yet",
-            "unreached": "not reached",
-        }[self.status]
-
-
-@dataclass
-class Progress:
-    stages: list[StageView]
-
-    @property
-    def done(self) -> int:
-        return sum(1 for stage in self.stages if stage.status == "done")
-
-    @property
-    def total(self) -> int:
-        return len(self.stages)
-
-
-def stage_progress(access_request: AccessRequest, approvals: list[Approval]) -> Progress:
-    """Each frozen stage with its approvals and where the request stands, from rows in memory."""
-    state = access_request.state
-    stages = []
-    for stage in access_request.stages:
-        position = int(stage["position"])
-        view = StageView(
-            position=position,
-            rule=str(stage.get("rule", "")),
-            label=str(stage.get("rule_label") or stage.get("rule", "")),
-            quorum=int(stage.get("quorum", 1)),
-            step_up=bool(stage.get("step_up")),
-        )
-        view.decisions = [a for a in approvals if a.stage == position]
-        view.approvals = sum(1 for a in view.decisions if a.decision == Decision.APPROVE)
-        denied = any(a.decision == Decision.DENY for a in view.decisions)
-        if state in _APPROVED_STATES or position < access_request.current_stage:
-            view.status = "done"
-        elif denied:
-            view.status = "denied"
-        elif position == access_request.current_stage:
-            view.status = "current" if state == RequestState.PENDING else "stopped"
-        elif state != RequestState.PENDING:
-            view.status = "unreached"
-        stages.append(view)
-    return Progress(stages)
-
-
 # --- My requests -----------------------------------------------------------------------------
 
 
@@ -261,9 +177,12 @@ def my_requests(request: HttpRequest) -> HttpResponse:
     mine = my_requests_selector(user=user)
     counts = mine.order_by().aggregate(
         all=Count("pk"),
-        open=Count("pk", filter=Q(state__in=OPEN_STATES)),
+        **{
+            key: Count("pk", filter=Q(state__in=states))
+            for key, (_label, states) in STATE_FILTERS.items()
+            if states is not None
+        },
     )
-    counts["closed"] = counts["all"] - counts["open"]
     states = STATE_FILTERS[chosen][1]
     if states is not None:
         mine = mine.filter(state__in=states)

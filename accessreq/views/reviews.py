@@ -35,7 +35,7 @@ from accessreq.services.campaigns import (
 from accessreq.services.common import MfaContext, now
 from portal.auth import signed_in_user
 from portal.models import User
-from portal.services.mfa import mfa_is_fresh, mfa_verify
+from portal.services.mfa import mfa_fresh_until, mfa_is_fresh, mfa_verify
 
 PER_PAGE = 50
 # People offered as suggestions when handing an item on; anyone else can still be typed.
@@ -174,6 +174,7 @@ def render_reviews(
         "query": filter_query(filters),
         "back": back,
         "fresh": fresh,
+        "fresh_until": mfa_fresh_until(request),
         "bulk_form": bulk_form,
         "any_bulk": any_bulk,
         "bulk_code": any_bulk

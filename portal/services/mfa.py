@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import django_otp
 from django.conf import settings
@@ -84,12 +85,36 @@ def mfa_is_fresh(request: HttpRequest) -> bool:
     return age is not None and age <= settings.MFA_STEP_UP_SECONDS
 
 
+def mfa_fresh_until(request: HttpRequest) -> datetime | None:
+    """When this session's last code stops counting for step-up actions (None if it already has)."""
+    at = request.session.get(SESSION_VERIFIED_AT)
+    if at is None or not mfa_is_fresh(request):
+        return None
+    return datetime.fromtimestamp(float(at) + settings.MFA_STEP_UP_SECONDS, tz=UTC)
+
+
 def _throttled(device: TOTPDevice) -> int:
     allowed, info = device.verify_is_allowed()
     if allowed:
         return 0
     locked_until = info["locked_until"] if info else timezone.now()
     return max(1, int((locked_until - timezone.now()).total_seconds() + 0.999))
+
+
+# From this many wrong codes in a row the pause is "too many"; before, it is only a short wait.
+_TOO_MANY = 3
+
+
+def _throttle_message(device: TOTPDevice, wait: int) -> str:
+    """Why the code was not checked, and how long to wait: a pause after one or two wrong codes
+    is not 'too many'."""
+    seconds = f"{wait} second{'s' if wait != 1 else ''}"
+    if device.throttling_failure_count < _TOO_MANY:
+        return (
+            f"Wait {seconds}, then enter the code again: after a wrong code Gatehouse pauses "
+            "briefly before it checks the next one, so this one was not checked."
+        )
+    return f"Too many wrong codes. Wait {seconds} before trying again."
 
 
 def _fail(request: HttpRequest, user: User, device: TOTPDevice, reason: str) -> VerifyResult:
@@ -124,12 +149,7 @@ def mfa_verify(*, request: HttpRequest, user: User, code: str) -> VerifyResult:
             data={"reason": "throttled"},
             request=request,
         )
-        return VerifyResult(
-            ok=False,
-            retry_after=wait,
-            error=f"Too many wrong codes. Wait {wait} second{'s' if wait != 1 else ''} "
-            "before trying again.",
-        )
+        return VerifyResult(ok=False, retry_after=wait, error=_throttle_message(totp, wait))
     cleaned = code.strip().replace(" ", "")
     if cleaned.isdigit() and len(cleaned) == totp.digits:
         outcome = totp.check_code(cleaned)
@@ -199,11 +219,7 @@ def mfa_enrol(*, request: HttpRequest, user: User, code: str) -> tuple[VerifyRes
         return VerifyResult(ok=False, error="The enrolment expired. Scan the new code."), []
     wait = _throttled(device)
     if wait:
-        return VerifyResult(
-            ok=False,
-            retry_after=wait,
-            error=f"Too many wrong codes. Wait {wait} seconds before trying again.",
-        ), []
+        return VerifyResult(ok=False, retry_after=wait, error=_throttle_message(device, wait)), []
     cleaned = code.strip().replace(" ", "")
     if not (cleaned.isdigit() and len(cleaned) == device.digits):
         return _fail(request, user, device, "wrong"), []

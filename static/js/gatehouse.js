@@ -40,6 +40,21 @@
     }
   });
 
+  // The account menu (a <details>, so it works without JavaScript) closes like a menu: on a
+  // click elsewhere or Escape, giving focus back to its button.
+  const accountMenu = document.querySelector(".account-menu");
+  if (accountMenu) {
+    document.addEventListener("click", (event) => {
+      if (accountMenu.open && !accountMenu.contains(event.target)) accountMenu.open = false;
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && accountMenu.open) {
+        accountMenu.open = false;
+        accountMenu.querySelector("summary").focus();
+      }
+    });
+  }
+
   // After a rejected form, put the cursor where the fix is needed: the first invalid field
   // (whose error is tied to it by aria-describedby), else the form's error summary.
   const invalid = document.querySelector('main [aria-invalid="true"]');

@@ -582,3 +582,22 @@ def test_row_context_for_every_request_is_a_fixed_number_of_queries(
     assert len(rows) == count
     assert all(len(r.current_access) == 1 and len(r.history) == 1 for r in rows)
     assert all(len(r.sod_warnings) == 1 for r in rows)
+
+
+@pytest.mark.django_db
+def test_fresh_session_says_from_when_a_code_will_be_needed(
+    verified_client, requester, manager, prod_deploy, settings
+) -> None:
+    from datetime import UTC, datetime
+
+    submit(requester, prod_deploy)
+    client = verified_client(manager)
+    verified_at = client.session["mfa_verified_at"]
+    until = datetime.fromtimestamp(verified_at + settings.MFA_STEP_UP_SECONDS, tz=UTC)
+    html = client.get("/approvals/").content.decode()
+    assert f"Code needed from {until:%H:%M} UTC" in html
+    assert ">Code needed</span>" not in html  # no code will be asked yet
+    assert 'name="code"' not in html
+    stale(client)
+    html = client.get("/approvals/").content.decode()
+    assert ">Code needed</span>" in html and "Code needed from" not in html

@@ -131,3 +131,27 @@ def test_admin_edit_of_an_entitlement_is_audited_with_history(
     assert event.target_type == "accessreq.entitlement"
     assert "max_duration" in event.data["fields"]
     assert entitlement.history.latest().history_user_id == security_admin.pk
+
+
+@pytest.mark.django_db
+def test_descriptions_do_not_repeat_the_system_and_environment_columns(
+    verified_client, requester, catalog
+) -> None:
+    deployer = catalog[1]
+    deployer.description = "Deployer on payments-service in prod: deploy a new version."
+    deployer.save()
+    html = verified_client(requester).get("/catalog/").content.decode()
+    assert '<span class="catalog-summary">Deploy a new version.</span>' in html
+    # The whole text is still one hover away.
+    assert 'title="Deployer on payments-service in prod: deploy a new version."' in html
+
+
+@pytest.mark.django_db
+def test_more_owners_are_counted_and_named_for_screen_readers(
+    verified_client, requester, catalog, owner, manager
+) -> None:
+    catalog[1].owners.add(manager)
+    html = verified_client(requester).get("/catalog/").content.decode()
+    assert '+1<span class="visually-hidden"> more: Omar Owner</span>' in html or (
+        '+1<span class="visually-hidden"> more: Mina Manager</span>' in html
+    )

@@ -137,7 +137,7 @@ def test_form_offers_the_odd_maximum_and_asks_for_a_ticket(
     assert labels == ["1 hour", "8 hours", "1 day", "1 day 12 hours (maximum)"]
     html = response.content.decode()
     assert 'name="ticket"' in html and "Ticket reference" in html
-    assert 'type="datetime-local"' in html and "UTC" in html
+    assert 'placeholder="YYYY-MM-DD HH:MM"' in html and "UTC" in html
 
 
 @pytest.mark.django_db
@@ -198,8 +198,9 @@ def test_start_time_is_read_as_utc(verified_client, requester, prod_deploy) -> N
         ({"duration": str(30 * 86400)}, "The longest this access can be granted for is 1 day 12"),
         ({"duration": "1800"}, "Choose one of the durations listed"),
         ({"duration": "forever"}, "Choose one of the durations listed"),
-        ({"requested_start": "yesterday"}, "Enter a date and time"),
-        ({"requested_start": "2001-01-01T10:00"}, "The start time is in the past"),
+        ({"requested_start": "yesterday"}, "Enter the start as YYYY-MM-DD HH:MM, 24-hour, UTC"),
+        ({"requested_start": "2001-01-01T10:00"}, "This time has passed"),
+        ({"requested_start": "2999-01-01 10:00"}, "Choose a start within the next 30 days"),
     ],
 )
 def test_bad_input_is_refused_with_a_message_and_nothing_saved(
@@ -330,7 +331,7 @@ def test_held_access_makes_it_an_extension(
     assert 'name="requested_start"' not in html
     assert "Submit extension request" in html
     catalog = client.get("/catalog/").content.decode()
-    assert "Held until" in catalog and f"/catalog/{prod_deploy.pk}/request/" in catalog
+    assert "held until" in catalog and f"/catalog/{prod_deploy.pk}/request/" in catalog
     assert ">Extend<" in catalog
     response = submit(client, prod_deploy)
     assert response.status_code == 302
@@ -620,3 +621,47 @@ def test_withdraw_from_the_list_returns_to_the_list(
     )
     response = client.post(f"/requests/{other.pk}/withdraw/", {"next": "https://evil.example/"})
     assert response["Location"] == f"/requests/{other.pk}/"
+
+
+@pytest.mark.django_db
+def test_open_means_waiting_and_granted_requests_have_their_own_tab(
+    verified_client, requester
+) -> None:
+    from tests.accessreq.workflow_helpers import direct_grant, make_entitlement
+    from tests.accessreq.workflow_helpers import submit as submit_request
+
+    waiting = submit_request(requester, make_entitlement())
+    granted = direct_grant(requester, make_entitlement(tier="medium")).request
+    client = verified_client(requester)
+    tabs = {t["key"]: t["count"] for t in client.get("/requests/").context["tabs"]}
+    assert tabs == {"all": 2, "open": 1, "granted": 1, "closed": 0}
+    assert [r.pk for r, _ in client.get("/requests/?state=open").context["rows"]] == [waiting.pk]
+    assert [r.pk for r, _ in client.get("/requests/?state=granted").context["rows"]] == [granted.pk]
+    body = client.get("/requests/").content.decode()
+    assert "just now" in body and "0\xa0minutes ago" not in body and "0 minutes" not in body
+
+
+@pytest.mark.django_db
+def test_a_past_start_is_reported_at_the_start_field_with_the_other_errors(
+    verified_client, requester, dev_logs
+) -> None:
+    data = {"justification": "too short", "duration": HOUR, "requested_start": "2001-01-01 10:00"}
+    html = verified_client(requester).post(form_url(dev_logs), data).content.decode()
+    # Both problems at once, each at its field; no banner above the form about the start.
+    assert "at least 20 characters" in html
+    field = html[html.index('<label for="id_requested_start"') - 60 :]
+    field = field[: field.index("</ul>")]
+    assert "field--error" in field and "This time has passed" in field
+    assert 'class="form-errors"' not in html
+    assert 'placeholder="YYYY-MM-DD HH:MM"' in html
+    assert 'type="datetime-local"' not in html
+
+
+@pytest.mark.django_db
+def test_the_start_is_written_yyyy_mm_dd_hh_mm(verified_client, requester, prod_deploy) -> None:
+    start = (now() + timedelta(days=2)).replace(second=0, microsecond=0)
+    response = submit(
+        verified_client(requester), prod_deploy, requested_start=start.strftime("%Y-%m-%d %H:%M")
+    )
+    assert response.status_code == 302
+    assert AccessRequest.objects.get().requested_start == start

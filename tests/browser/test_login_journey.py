@@ -60,7 +60,8 @@ def test_first_sign_in_enrols_then_second_sign_in_needs_a_code(
     device = TOTPDevice.objects.get(user=user, confirmed=True)
     assert device.last_t >= enrol_step
 
-    # Sign out (a POST form in the header) and back in with the password.
+    # Sign out (a POST form in the header's account menu) and back in with the password.
+    page.locator(".account-menu summary").click()
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
     sign_in_with_password(page, base, user.email)

@@ -41,6 +41,8 @@ PRODUCTION_OK = {
     ("overrides", "named"),
     [
         ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
         ({"GATEHOUSE_ENV": "staging"}, "GATEHOUSE_ENV"),
         ({"DATABASE_URL": "mysql://db/gatehouse"}, "DATABASE_URL"),
         ({"DATABASE_URL": "nonsense"}, "DATABASE_URL"),
@@ -99,3 +101,34 @@ def test_embedded_default_generates_its_secrets_once(tmp_path) -> None:
     assert (tmp_path / "secret_key").read_text() == first
     assert len(first) >= 50
     assert oct((tmp_path / "secret_key").stat().st_mode)[-3:] == "600"
+
+
+def _settings(env_overrides: dict[str, str], tmp_path: Path, *names: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k not in _INHERITED | {"PORT", "DEBUG"}}
+    env.update({"DJANGO_SETTINGS_MODULE": "portal.settings", "GATEHOUSE_VAR_DIR": str(tmp_path)})
+    env.update(env_overrides)
+    code = (
+        CHECK
+        + "; from django.conf import settings as s; "
+        + "; ".join(f"print(s.{name})" for name in names)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_the_demo_shows_styled_error_pages_unless_debug_is_asked_for(tmp_path) -> None:
+    assert _settings({}, tmp_path, "DEBUG") == ["False"]
+    assert _settings({"DEBUG": "true"}, tmp_path, "DEBUG") == ["True"]
+
+
+def test_links_and_the_csrf_origin_follow_the_port(tmp_path) -> None:
+    assert _settings({}, tmp_path, "SITE_URL") == ["http://127.0.0.1:8000"]
+    assert _settings({"PORT": "8300"}, tmp_path, "SITE_URL", "CSRF_TRUSTED_ORIGINS") == [
+        "http://127.0.0.1:8300",
+        "['http://127.0.0.1:8300']",
+    ]
+    explicit = {"PORT": "8300", "SITE_URL": "https://gatehouse.example.com"}
+    assert _settings(explicit, tmp_path, "SITE_URL") == ["https://gatehouse.example.com"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django_otp.oath import totp
 
 from audit.models import AuditEvent
@@ -94,10 +95,28 @@ def test_wrong_codes_are_throttled_with_a_clear_message(client, requester, setti
     # The right code is not even checked while throttled.
     second = client.post("/mfa/verify/", {"code": current_code(device)})
     assert second.status_code == 429
-    assert "Too many wrong codes. Wait" in second.content.decode()
+    # One wrong code is not "too many": the message says to wait and that nothing was checked.
+    body = second.content.decode()
+    assert "Too many" not in body
+    assert "Wait 30 seconds, then enter the code again" in body and "was not checked" in body
     assert client.get("/").status_code == 302
     device.refresh_from_db()
     assert device.throttling_failure_count == 1
+
+
+@pytest.mark.django_db
+def test_after_several_wrong_codes_the_pause_is_called_too_many(
+    client, requester, settings
+) -> None:
+    settings.MFA_THROTTLE_FACTOR = 30
+    device = enrol_totp(requester)
+    device.throttling_failure_count = 3
+    device.throttling_failure_timestamp = timezone.now()
+    device.save()
+    password_login(client, requester)
+    response = client.post("/mfa/verify/", {"code": current_code(device)})
+    assert response.status_code == 429
+    assert "Too many wrong codes. Wait" in response.content.decode()
 
 
 @pytest.mark.django_db

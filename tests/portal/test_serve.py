@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def _alive(pid: int) -> bool:
 def test_ctrl_c_stops_web_worker_and_beat(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in _INHERITED}
     env.update({"DJANGO_SETTINGS_MODULE": "portal.settings", "GATEHOUSE_VAR_DIR": str(tmp_path)})
+    env.pop("PORT", None)
+    env.pop("DEBUG", None)
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
     port = _free_port()
@@ -68,6 +71,19 @@ def test_ctrl_c_stops_web_worker_and_beat(tmp_path: Path) -> None:
                 time.sleep(0.5)
         children = _descendants(serve.pid)
         assert len(children) >= 3  # runserver, celery worker (+ its pool), celery beat
+        # The worker and web server build links from the port they were given (SITE_URL).
+        for pid in children:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert f"PORT={port}".encode() in environ
+        # A first visitor meets the styled pages, never Django's debug page.
+        page = ""
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/no-such-page/", timeout=10)
+        except urllib.error.HTTPError as error:
+            assert error.code == 404
+            page = error.read().decode()
+        assert "<h1>Page not found</h1>" in page
+        assert "URLconf" not in page
 
         serve.send_signal(signal.SIGINT)
         output, _ = serve.communicate(timeout=30)

@@ -58,10 +58,15 @@ class Command(BaseCommand):
                 str(var / "celerybeat.pid"),
             ],
         }
+        # The children read their settings afresh: given the port, the default SITE_URL (links in
+        # the worker's emails, the CSRF origin) names the port this server really listens on.
+        env = {**os.environ, "PORT": port}
         procs: dict[str, subprocess.Popen[bytes]] = {}
         # Children get their own process group so one Ctrl-C here is handled once, in order.
         for name, cmd in commands.items():
-            procs[name] = subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)  # noqa: S603
+            procs[name] = subprocess.Popen(  # noqa: S603
+                cmd, cwd=settings.BASE_DIR, env=env, start_new_session=True
+            )
 
         self._banner(host, port)
         stopping = False
