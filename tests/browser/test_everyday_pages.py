@@ -30,11 +30,12 @@ NAV = {
         "Approvals",
         "Campaigns",
         "Provisioning",
+        "Pipelines",
         "Audit",
         "Docs",
         "Admin",
     ],
-    "auditor": ["Home", "Catalog", "Campaigns", "Audit", "Docs"],
+    "auditor": ["Home", "Catalog", "Campaigns", "Pipelines", "Audit", "Docs"],
 }
 # Error pages a newcomer meets: someone else's request or a made-up id, a form-only address.
 ERRORS = {"/requests/999999/": "Page not found", "/campaigns/launch/": "This address is for"}

@@ -93,7 +93,7 @@ def test_on_call_people_see_break_glass(db, verified_client) -> None:
 
 def test_the_read_only_auditor_sees_evidence_not_workflow(verified_client, auditor) -> None:
     client = verified_client(auditor)
-    assert nav_labels(client) == [*EVERYONE, "Campaigns", "Audit", "Docs"]
+    assert nav_labels(client) == [*EVERYONE, "Campaigns", "Pipelines", "Audit", "Docs"]
 
 
 def test_an_auditor_who_asks_for_access_then_sees_their_requests_and_access(
@@ -106,6 +106,7 @@ def test_an_auditor_who_asks_for_access_then_sees_their_requests_and_access(
         "My requests",
         "My access",
         "Campaigns",
+        "Pipelines",
         "Audit",
         "Docs",
     ]
@@ -119,7 +120,17 @@ def test_a_security_admin_sees_the_admin_tools(verified_client, security_admin) 
         "Approvals",
         "Campaigns",
         "Provisioning",
+        "Pipelines",
         "Audit",
         "Docs",
         "Admin",
     ]
+
+
+def test_owners_of_a_service_account_see_pipelines(db, verified_client, owner) -> None:
+    from tests.accessreq.api.conftest import make_service_account
+
+    client = verified_client(owner)
+    assert "Pipelines" not in nav_labels(client)
+    make_service_account("nightly-deployer", owner)
+    assert "Pipelines" in nav_labels(verified_client(owner))
