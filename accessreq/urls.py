@@ -94,6 +94,11 @@ urlpatterns = [
         name="token_rotate",
     ),
     path(
+        "service-accounts/<int:account_id>/owners/",
+        service_accounts.service_account_owners,
+        name="service_account_owners",
+    ),
+    path(
         "service-accounts/<int:account_id>/trust-rules/",
         service_accounts.trust_rule_add,
         name="trust_rule_add",

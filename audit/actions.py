@@ -20,6 +20,8 @@ ACTIONS: dict[str, str] = {
     "user.changed": "A person's account was changed",
     "user.deactivated": "A person's account was deactivated and their sessions ended",
     "user.reactivated": "A person's account was reactivated",
+    "service_account.created": "A service account was created",
+    "service_account.owners_changed": "A service account's owners were changed",
     # Generic admin edits of configuration (catalog, teams, schedules)
     "admin.object.created": "An administrator created a record",
     "admin.object.changed": "An administrator changed a record",

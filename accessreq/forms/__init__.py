@@ -16,13 +16,17 @@ from accessreq.forms.reviews import (
 from accessreq.forms.service_accounts import (
     IssuerForm,
     MintTokenForm,
+    OwnersForm,
     RevokeTokenForm,
+    ServiceAccountForm,
     TrustRuleForm,
 )
 
 __all__ = [
     "IssuerForm",
     "MintTokenForm",
+    "OwnersForm",
+    "ServiceAccountForm",
     "RevokeTokenForm",
     "TrustRuleForm",
     "AccessRequestForm",

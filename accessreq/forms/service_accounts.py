@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -32,6 +33,51 @@ class MintTokenForm(forms.Form):
             initial=limit,
             help_text=f"At most {limit} days. Shorter is safer; rotate it before it ends.",
         )
+
+
+class OwnersField(forms.CharField):
+    """Owners as email addresses, separated by commas, spaces or new lines; each must be an
+    active person."""
+
+    def clean(self, value: Any) -> list[Any]:
+        from portal.models import User
+
+        text = super().clean(value)
+        emails = sorted({part.lower() for part in re.split(r"[\s,;]+", text or "") if part})
+        if not emails:
+            raise forms.ValidationError("Name at least one owner by email address.")
+        found = {
+            person.email.lower(): person
+            for person in User.objects.filter(
+                email__in=emails, kind=User.Kind.HUMAN, is_active=True
+            )
+        }
+        unknown = [email for email in emails if email not in found]
+        if unknown:
+            raise forms.ValidationError(f"No active person has the address {', '.join(unknown)}.")
+        return [found[email] for email in emails]
+
+
+class ServiceAccountForm(forms.Form):
+    """A new service account (security admins)."""
+
+    name = forms.CharField(
+        max_length=64,
+        help_text="Lower-case letters, digits and hyphens, after what it deploys: "
+        "payments-deployer.",
+    )
+    owners = OwnersField(
+        max_length=2000,
+        help_text="Email addresses of the people who answer for it, separated by commas.",
+    )
+    description = forms.CharField(max_length=200, required=False, help_text="What it is for.")
+
+
+class OwnersForm(forms.Form):
+    owners = OwnersField(
+        max_length=2000,
+        help_text="Email addresses, separated by commas. At least one; all active people.",
+    )
 
 
 class RevokeTokenForm(forms.Form):

@@ -13,7 +13,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accessreq.errors import NotAllowed, WorkflowError
-from accessreq.forms import IssuerForm, MintTokenForm, RevokeTokenForm, TrustRuleForm
+from accessreq.forms import (
+    IssuerForm,
+    MintTokenForm,
+    OwnersForm,
+    RevokeTokenForm,
+    ServiceAccountForm,
+    TrustRuleForm,
+)
 from accessreq.models import ApiToken, Grant, TokenKind, TrustedIssuer, TrustRule
 from accessreq.selectors import service_accounts_managed_by, service_accounts_visible_to
 from accessreq.services.pipelines import (
@@ -21,6 +28,10 @@ from accessreq.services.pipelines import (
     issuer_update,
     trust_rule_create,
     trust_rule_delete,
+)
+from accessreq.services.service_accounts import (
+    service_account_create,
+    service_account_set_owners,
 )
 from accessreq.services.tokens import IssuedToken, token_issue, token_revoke, token_rotate
 from portal.auth import signed_in_user
@@ -43,10 +54,33 @@ def _show_errors(request: HttpRequest, form: Any) -> None:
             messages.error(request, str(error))
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def service_accounts(request: HttpRequest) -> HttpResponse:
-    """The service accounts the person owns (all of them for security admins and auditors)."""
+    """The service accounts the person owns (all of them for security admins and auditors);
+    security admins create new ones here (POST)."""
     user = signed_in_user(request)
+    form = ServiceAccountForm(request.POST or None)
+    if request.method == "POST":
+        if not is_security_admin(user):
+            raise Http404("No such page.")
+        if form.is_valid():
+            try:
+                account = service_account_create(
+                    actor=user,
+                    name=form.cleaned_data["name"],
+                    owners=form.cleaned_data["owners"],
+                    description=form.cleaned_data["description"],
+                    http=request,
+                )
+            except WorkflowError as error:
+                form.add_error("name", str(error))
+            else:
+                messages.success(
+                    request,
+                    f"Created {account}. Its owners can now request access for it and add "
+                    "trust rules.",
+                )
+                return redirect("service_account_detail", account.pk)
     now = timezone.now()
     accounts = (
         service_accounts_visible_to(user)
@@ -65,8 +99,10 @@ def service_accounts(request: HttpRequest) -> HttpResponse:
         "accounts": list(accounts),
         "is_security_admin": is_security_admin(user),
         "can_see_issuers": can_read_audit(user),
+        "create_form": form,
     }
-    return render(request, "accessreq/service_accounts/list.html", context)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accessreq/service_accounts/list.html", context, status=status)
 
 
 def _detail_context(user: User, account: User, **extra: Any) -> dict[str, Any]:
@@ -91,6 +127,10 @@ def _detail_context(user: User, account: User, **extra: Any) -> dict[str, Any]:
         "can_mint": owns and account.is_active,
         "can_revoke": owns or admin,
         "can_manage_rules": owns or admin,
+        "can_change_owners": owns or admin,
+        "owners_form": OwnersForm(
+            initial={"owners": ", ".join(o.email for o in account.owners.order_by("email"))}
+        ),
         "mint_form": MintTokenForm(),
         "rule_form": TrustRuleForm(),
         "now": now,
@@ -289,3 +329,25 @@ def issuer_edit(request: HttpRequest, issuer_id: int) -> HttpResponse:
         status = 400
     context = {"issuer": issuer, "form": form}
     return render(request, "accessreq/service_accounts/issuer_edit.html", context, status=status)
+
+
+@require_POST
+def service_account_owners(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Replace the owners (security admins and current owners)."""
+    user = signed_in_user(request)
+    account = _account(user, account_id)
+    form = OwnersForm(request.POST)
+    if not form.is_valid():
+        context = _detail_context(user, account, owners_form=form)
+        return render(request, "accessreq/service_accounts/detail.html", context, status=400)
+    try:
+        service_account_set_owners(
+            actor=user, account_id=account.pk, owners=form.cleaned_data["owners"], http=request
+        )
+    except NotAllowed:
+        raise Http404("No such service account.") from None
+    except WorkflowError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"The owners of {account} are saved.")
+    return redirect("service_account_detail", account.pk)
