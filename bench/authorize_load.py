@@ -174,6 +174,39 @@ def _lua(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds so far of these processes (from /proc; gone ones count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def processes_named(name: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -255,6 +288,13 @@ def run_wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str
     return figures
 
 
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = _setup.arg_parser(__doc__.splitlines()[0], 0)
     parser.add_argument("--grants", type=int, default=10000)
@@ -296,7 +336,10 @@ def main() -> None:
         )
         run_wrk(port, script, 5, args.connections)  # warm-up: connections, caches
         before = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True)[0]
+        workers, postgres = children_of(server.pid), processes_named("postgres")
+        cpu_before = (cpu_seconds(workers), cpu_seconds(postgres), _children_cpu())
         figures = run_wrk(port, script, args.seconds, args.connections)
+        cpu_after = (cpu_seconds(workers), cpu_seconds(postgres), _children_cpu())
         time.sleep(1)  # let in-flight requests finish
     finally:
         server.send_signal(signal.SIGTERM)
@@ -305,6 +348,10 @@ def main() -> None:
         sequence__gt=before, action__startswith="api.authorize."
     ).count()
     verified = ledger_verify()
+    per_request = [
+        round((after - before_) / max(1, figures["requests"]) * 1000, 3)
+        for before_, after in zip(cpu_before, cpu_after, strict=True)
+    ]
     result = {
         "benchmark": "authorize_load",
         "code": commit,
@@ -321,6 +368,11 @@ def main() -> None:
         "p75_ms": figures["p75_ms"],
         "p90_ms": figures["p90_ms"],
         "p99_ms": figures["p99_ms"],
+        "cpu_ms_per_request": {
+            "gunicorn_workers": per_request[0],
+            "postgresql": per_request[1],
+            "wrk": per_request[2],
+        },
         "authorize_events_recorded": events,
         "every_decision_recorded": events >= figures["requests"],
         "ledger_verified": verified.ok,
@@ -333,6 +385,10 @@ def main() -> None:
         f"[authorize] {figures['rps']:,.0f} requests/s, p50 {figures['p50_ms']} ms, "
         f"p99 {figures['p99_ms']} ms; {figures['requests']:,} answered ({figures['non_2xx']:,} "
         f"denied), {events:,} decisions in the ledger, ledger verified: {verified.ok}"
+    )
+    _setup.say(
+        f"[authorize] CPU per request: gunicorn workers {per_request[0]} ms, PostgreSQL "
+        f"{per_request[1]} ms, wrk {per_request[2]} ms (2 cores = 2,000 ms of CPU a second)"
     )
     print(json.dumps(result, default=str))
     _setup.write_json(args.json, result)

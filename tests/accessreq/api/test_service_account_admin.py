@@ -4,6 +4,7 @@ security admins change the owners; nobody else can, and nobody can leave an acco
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -16,7 +17,7 @@ Verified = Callable[[User], Client]
 pytestmark = pytest.mark.django_db
 
 
-def _create(client: Client, **fields: str) -> object:
+def _create(client: Client, **fields: str) -> Any:
     body = {"name": "payments-deployer", "owners": "omar@example.com", "description": "", **fields}
     return client.post("/service-accounts/", body)
 
