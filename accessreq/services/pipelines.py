@@ -175,6 +175,22 @@ def authorize_decide(
             }
         )
     allowed = reasons[0]["code"] == "grant_active"
+    gate = None
+    if allowed:
+        # Deploys to an environment that requires it also need an approved deployment.
+        from accessreq.services.deployments import deployment_gate
+
+        gate = deployment_gate(
+            token=token,
+            action=action,
+            system=system,
+            environment=environment,
+            context=context or {},
+            http=http,
+        )
+        if gate is not None:
+            allowed = gate.allowed
+            reasons.insert(0 if not gate.allowed else 1, gate.reason)
     event = record(
         actor=account,
         action="api.authorize.allowed" if allowed else "api.authorize.denied",
@@ -188,6 +204,7 @@ def authorize_decide(
             "token_id": token.pk,
             "token_prefix": token.prefix,
             "token_kind": token.kind,
+            **(gate.data if gate else {}),
         },
         request=http,
         pipeline=_pipeline(**(context or {})),
