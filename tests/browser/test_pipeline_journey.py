@@ -77,7 +77,7 @@ def test_pipeline_script_is_approved_in_the_browser_and_deploys(
         tier="high", owners=[owner], system_owners=[releaser, owner], policy=policy
     )
     prod = entitlement.environment
-    prod.slug, prod.requires_deployment_approval = "prod", True
+    prod.name, prod.slug, prod.requires_deployment_approval = "prod", "prod", True
     prod.save()
     account = make_service_account("payments-deployer", owner)
     direct_grant(account, entitlement)
@@ -142,6 +142,7 @@ def test_pipeline_script_is_approved_in_the_browser_and_deploys(
         )
         expect(card.get_by_text("tests", exact=True)).to_be_visible()
         card.get_by_label("Authenticator code").fill(current_code(device))
+        page.screenshot(path=screenshot_dir / "pipeline-deployment-card.png", full_page=True)
         card.get_by_role("button", name="Approve deployment with code").click()
         expect(page.get_by_role("status")).to_contain_text("the pipeline may deploy this commit")
         page.screenshot(path=screenshot_dir / "pipeline-deployment-approved.png", full_page=True)
