@@ -61,8 +61,8 @@ class SystemAdmin(AuditedAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(AuditedAdmin):
-    list_display = ("name", "slug", "risk_tier")
-    list_filter = ("risk_tier",)
+    list_display = ("name", "slug", "risk_tier", "requires_deployment_approval")
+    list_filter = ("risk_tier", "requires_deployment_approval")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
 

@@ -160,3 +160,28 @@ def token_expiry_reminders() -> int:
 
     with acting_as(_system()):
         return token_expiry_reminders_send()
+
+
+@shared_task(acks_late=True)
+def deployments_expire() -> int:
+    """Beat: expire deployment approvals nobody decided or used in time."""
+    from accessreq.services.deployments import deployments_expire as expire_due
+
+    with acting_as(_system()):
+        return expire_due()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def deployment_callback(self: Any, deployment_id: int, state: str) -> str:
+    """POST the signed decision callback; failures retry with exponential backoff until
+    ``DEPLOYMENT_CALLBACK_ATTEMPTS``."""
+    from accessreq.services.deployment_callbacks import deployment_callback_attempt
+
+    while True:
+        outcome = deployment_callback_attempt(deployment_id=deployment_id, state=state)
+        if outcome is not False:
+            return "delivered" if outcome else "settled"
+        if self.request.is_eager:
+            continue  # no queue to come back from in-process (tests); try again at once
+        attempts = settings.DEPLOYMENT_CALLBACK_RETRY_SECONDS
+        raise self.retry(countdown=min(attempts * 2**self.request.retries, 3600))

@@ -6,6 +6,7 @@ from accessreq.views import (
     breakglass,
     campaigns,
     catalog,
+    deployments,
     provisioning,
     requests,
     reviews,
@@ -23,6 +24,11 @@ urlpatterns = [
     path("approvals/", approvals.inbox, name="approvals"),
     path("approvals/<int:request_id>/decide/", approvals.decide, name="approval_decide"),
     path("approvals/bulk/", approvals.bulk_approve, name="approvals_bulk"),
+    path(
+        "approvals/deployments/<int:deployment_id>/decide/",
+        deployments.deployment_decide,
+        name="deployment_decide",
+    ),
     path("approvals/delegation/", approvals.delegation, name="delegation"),
     path(
         "approvals/delegation/<int:delegation_id>/cancel/",

@@ -85,6 +85,14 @@ ACTIONS: dict[str, str] = {
     "api.issuer.changed": "A security admin changed a trusted CI issuer",
     "api.trust_rule.created": "A trust rule now maps CI jobs to a service account",
     "api.trust_rule.deleted": "A trust rule was removed",
+    # Deployment approvals
+    "deployment.requested": "A pipeline asked for approval to deploy a commit to an environment",
+    "deployment.refused": "A deployment approval request was refused (checks or access missing)",
+    "deployment.approval_given": "Approved one stage of a deployment",
+    "deployment.approved": "A deployment passed its last approval stage",
+    "deployment.denied": "Denied a deployment",
+    "deployment.expired": "A deployment approval expired undecided or unused",
+    "deployment.used": "An authorization check used an approved deployment",
     # Runbooks (docs)
     "runbook.seeded": "A runbook was created from its file in the repository",
     "runbook.updated_from_file": "A runbook not edited in the portal was updated from its new file",

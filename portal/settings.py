@@ -280,6 +280,7 @@ CELERY_BEAT_SCHEDULE = {
     "access-grants-activate": {"task": "accessreq.tasks.grants_activate", "schedule": 60.0},
     "access-expiry-warnings": {"task": "accessreq.tasks.expiry_warnings", "schedule": 300.0},
     "access-requests-sweep": {"task": "accessreq.tasks.requests_sweep", "schedule": 300.0},
+    "deployments-expire": {"task": "accessreq.tasks.deployments_expire", "schedule": 60.0},
     # Hourly: reminders are once per reviewer and day, closing happens within an hour of the
     # deadline; each template's own launch schedule is a separate entry made from its cadence.
     "access-campaigns": {"task": "accessreq.tasks.campaigns_daily", "schedule": 3600.0},
@@ -326,6 +327,12 @@ API_EXCHANGE_RATE_LIMIT_PER_MINUTE = env_int("API_EXCHANGE_RATE_LIMIT_PER_MINUTE
 # How long an issuer's published keys are cached; an unknown key id refreshes them sooner.
 API_JWKS_CACHE_SECONDS = env_int("API_JWKS_CACHE_SECONDS", 3600, minimum=0)
 API_JWKS_MIN_REFRESH_SECONDS = env_int("API_JWKS_MIN_REFRESH_SECONDS", 30, minimum=0)
+# Deployment approvals: valid this long once approved; a pending one expires after the hours.
+DEPLOYMENT_APPROVAL_MINUTES = env_int("DEPLOYMENT_APPROVAL_MINUTES", 60, minimum=1)
+DEPLOYMENT_PENDING_HOURS = env_int("DEPLOYMENT_PENDING_HOURS", 24, minimum=1)
+# Signed decision callbacks to the pipeline: attempts before giving up (backoff from 10 s).
+DEPLOYMENT_CALLBACK_ATTEMPTS = env_int("DEPLOYMENT_CALLBACK_ATTEMPTS", 5, minimum=1)
+DEPLOYMENT_CALLBACK_RETRY_SECONDS = env_int("DEPLOYMENT_CALLBACK_RETRY_SECONDS", 10, minimum=0)
 
 # --- Docs ----------------------------------------------------------------------------------
 

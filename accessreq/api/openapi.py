@@ -81,6 +81,8 @@ _TOKEN_ID = {
 @cache
 def document() -> dict[str, Any]:
     """The OpenAPI document (built once per process)."""
+    from accessreq.api import openapi_deployments as deployments
+
     bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
@@ -119,6 +121,7 @@ def document() -> dict[str, Any]:
                 },
                 "WhoAmI": schema.WHOAMI,
                 "RevokeRequest": schema.REVOKE_REQUEST,
+                **deployments.schemas(),
             },
         },
         "paths": {
@@ -179,6 +182,7 @@ def document() -> dict[str, Any]:
                             "x-error-codes": {
                                 "scope_not_held": "The account holds no active grant of it.",
                                 "token_scope": "The token was issued without this scope.",
+                                **deployments.AUTHORIZE_CODES,
                             },
                         },
                         "415": _BAD,
@@ -249,6 +253,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **deployments.paths(),
         },
     }
 
@@ -329,6 +334,12 @@ def _example(body: dict[str, Any] | None) -> str:
             "repository": "acme/payments-service",
         },
         "reason": "job finished",
+        "commit_sha": "4f2a9c1e0b7d5a3c2e1f0a9b8c7d6e5f4a3b2c1d",
+        "checks": {"tests": "passed", "scan": "passed"},
+        "artifact_digest": "sha256:" + "ab" * 32,
+        "run_id": "812345",
+        "stage": "deploy-prod",
+        "repository": "acme/payments-service",
     }
     return json.dumps(
         {k: examples[k] for k in body.get("properties", {}) if k in examples}, indent=2

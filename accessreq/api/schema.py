@@ -3,7 +3,8 @@ against the very schemas the OpenAPI document publishes (one source, so they can
 
 The validator covers the JSON Schema subset used here: ``type`` (object, string, integer,
 boolean, array), ``properties``, ``required``, ``additionalProperties: false``, ``minLength``,
-``maxLength``, ``pattern``, ``enum``, ``minimum``, ``maximum``, ``items`` and ``maxItems``.
+``maxLength``, ``pattern``, ``enum``, ``minimum``, ``maximum``, ``items``, ``maxItems``,
+``maxProperties``, ``propertyNames`` and a schema as ``additionalProperties``.
 """
 
 from __future__ import annotations
@@ -64,10 +65,19 @@ def validate(value: Any, schema: dict[str, Any], where: str = "body") -> None:
         for name in schema.get("required", []):
             if name not in value:
                 raise SchemaError(f"{_join(where, name)} is required.")
-        if schema.get("additionalProperties") is False:
+        extra = schema.get("additionalProperties")
+        if extra is False:
             unknown = sorted(set(value) - set(properties))
             if unknown:
                 raise SchemaError(f"{_join(where, unknown[0])} is not a known field.")
+        if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+            raise SchemaError(f"{where} has more than {schema['maxProperties']} entries.")
+        names = schema.get("propertyNames")
+        for name in sorted(set(value) - set(properties)):
+            if names is not None:
+                validate(name, names, f"a name in {where}")
+            if isinstance(extra, dict):
+                validate(value[name], extra, _join(where, name))
         for name, sub in properties.items():
             if name in value:
                 validate(value[name], sub, _join(where, name))
@@ -228,3 +238,112 @@ def scope_objects(triples: list[str] | None) -> list[dict[str, str]] | None:
         action, system, environment = triple.split(":", 2)
         result.append({"action": action, "system": system, "environment": environment})
     return result
+
+
+# --- Deployment approvals ----------------------------------------------------------------------
+
+CHECK_STATUSES = ["passed", "failed", "skipped", "pending"]
+LINK: Schema = {
+    "type": "object",
+    "required": ["url"],
+    "additionalProperties": False,
+    "properties": {
+        "title": {"type": "string", "maxLength": 100},
+        "url": {"type": "string", "maxLength": 500, "pattern": r"^https?://[^\s]+$"},
+    },
+}
+
+DEPLOYMENT_REQUEST: Schema = {
+    "type": "object",
+    "required": ["system", "environment", "commit_sha"],
+    "additionalProperties": False,
+    "properties": {
+        "system": {**SLUG, "description": "The system's slug, e.g. payments-service."},
+        "environment": {**SLUG, "description": "The environment's slug, e.g. prod."},
+        "commit_sha": {
+            "type": "string",
+            "pattern": r"^[0-9a-fA-F]{40}$",
+            "description": "The full commit SHA the approval is valid for.",
+        },
+        "action": {**SLUG, "description": "The scope the account must hold (default deploy)."},
+        "checks": {
+            "type": "object",
+            "maxProperties": 20,
+            "propertyNames": {"type": "string", "pattern": r"^[-a-zA-Z0-9_.]{1,50}$"},
+            "additionalProperties": {"type": "string", "enum": CHECK_STATUSES},
+            "description": 'Check name to status, e.g. {"tests": "passed", "scan": "passed"}.',
+        },
+        "artifact_digest": {
+            "type": "string",
+            "maxLength": 200,
+            "pattern": r"^[a-z0-9]+:[0-9a-fA-F]{32,128}$",
+            "description": "e.g. sha256:<hex> of the image or package being deployed.",
+        },
+        "links": {"type": "array", "maxItems": 10, "items": LINK},
+        "repository": SHORT_TEXT,
+        "ref": SHORT_TEXT,
+        "run_id": SHORT_TEXT,
+        "stage": SHORT_TEXT,
+        "description": {"type": "string", "maxLength": 2000},
+        "callback_url": {
+            "type": "string",
+            "maxLength": 500,
+            "pattern": r"^https?://[^\s]+$",
+            "description": "Receives the signed decision (https, or http to this machine).",
+        },
+    },
+}
+
+DEPLOYMENT: Schema = {
+    "type": "object",
+    "required": ["id", "state", "system", "environment", "commit_sha", "checks", "approvers"],
+    "properties": {
+        "id": {"type": "integer"},
+        "state": {"type": "string", "enum": ["pending", "approved", "denied", "used", "expired"]},
+        "system": {"type": "string"},
+        "environment": {"type": "string"},
+        "scope": {"type": "string"},
+        "commit_sha": {"type": "string"},
+        "repository": {"type": "string"},
+        "ref": {"type": "string"},
+        "run_id": {"type": "string"},
+        "stage": {"type": "string"},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "artifact_digest": {"type": "string"},
+        "links": {"type": "array", "items": LINK},
+        "current_stage": {"type": "integer"},
+        "stage_count": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "timeout_at": {"type": "string", "format": "date-time"},
+        "decided_at": {"type": ["string", "null"], "format": "date-time"},
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "used_at": {"type": ["string", "null"], "format": "date-time"},
+        "approvers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "stage", "decision"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "stage": {"type": "integer"},
+                    "decision": {"type": "string", "enum": ["approve", "deny"]},
+                    "decided_at": {"type": "string", "format": "date-time"},
+                },
+            },
+        },
+        "comment": {"type": "string", "description": "The denial's reason."},
+    },
+}
+
+DEPLOYMENT_CREATED: Schema = {
+    "type": "object",
+    "required": ["deployment", "audit_event_id"],
+    "properties": {
+        "deployment": {"$ref": "#/components/schemas/Deployment"},
+        "audit_event_id": {"type": "integer"},
+        "callback_secret": {
+            "type": "string",
+            "description": "Shown once (with a callback_url): verifies the callback signature.",
+        },
+    },
+}

@@ -80,26 +80,26 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def deliver(task: ProvisioningTask) -> DeliveryResult:
-    """POST the task's event once and report the answer; never raises for network trouble."""
-    connector = task.connector
-    body = json.dumps(payload(task), sort_keys=True, separators=(",", ":")).encode()
+def post_signed(
+    url: str, *, secret: str, body: bytes, headers: dict[str, str], timeout: float
+) -> DeliveryResult:
+    """POST ``body`` to ``url`` signed with ``secret`` (the headers above) and report the
+    answer; never raises for network trouble. Also used for deployment decision callbacks."""
     timestamp = str(int(time.time()))
-    request = urllib.request.Request(  # noqa: S310 - the URL is an admin-configured http(s) URL
-        connector.url,
+    request = urllib.request.Request(  # noqa: S310 - the URL is a checked http(s) URL
+        url,
         data=body,
         method="POST",
         headers={
             "Content-Type": "application/json",
             "User-Agent": "Gatehouse-Webhook/1",
-            "X-Gatehouse-Event": f"grant.{task.cause}",
-            "X-Gatehouse-Delivery": f"gatehouse-task-{task.pk}",
+            **headers,
             "X-Gatehouse-Timestamp": timestamp,
-            "X-Gatehouse-Signature": sign(connector.secret(), timestamp, body),
+            "X-Gatehouse-Signature": sign(secret, timestamp, body),
         },
     )
     try:
-        with _opener.open(request, timeout=connector.timeout_seconds) as response:
+        with _opener.open(request, timeout=timeout) as response:
             text = response.read(_READ_LIMIT).decode("utf-8", "replace")
             return DeliveryResult(
                 ok=200 <= response.status < 300, status=response.status, body=text
@@ -111,3 +111,19 @@ def deliver(task: ProvisioningTask) -> DeliveryResult:
         # Refused, unreachable, timed out, a garbled answer: all are failed attempts, not crashes.
         reason = getattr(error, "reason", error)
         return DeliveryResult(ok=False, error=f"{type(error).__name__}: {reason}")
+
+
+def deliver(task: ProvisioningTask) -> DeliveryResult:
+    """POST the task's event once and report the answer; never raises for network trouble."""
+    connector = task.connector
+    body = json.dumps(payload(task), sort_keys=True, separators=(",", ":")).encode()
+    return post_signed(
+        connector.url,
+        secret=connector.secret(),
+        body=body,
+        headers={
+            "X-Gatehouse-Event": f"grant.{task.cause}",
+            "X-Gatehouse-Delivery": f"gatehouse-task-{task.pk}",
+        },
+        timeout=connector.timeout_seconds,
+    )

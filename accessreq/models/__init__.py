@@ -17,6 +17,11 @@ from accessreq.models.catalog import (
     Scope,
     System,
 )
+from accessreq.models.deployments import (
+    DeploymentApproval,
+    DeploymentAssignment,
+    DeploymentDecision,
+)
 from accessreq.models.grants import (
     LIVE_GRANT_STATES,
     Connector,
@@ -48,6 +53,9 @@ from accessreq.models.requests import (
 from accessreq.states import RequestState
 
 __all__ = [
+    "DeploymentApproval",
+    "DeploymentAssignment",
+    "DeploymentDecision",
     "ApiToken",
     "ClaimFormat",
     "TokenKind",

@@ -70,6 +70,16 @@ class Environment(models.Model):
         validators=[MinValueValidator(timedelta(minutes=15))],
         help_text="Longest grant any entitlement here may have; empty means no extra limit.",
     )
+    requires_deployment_approval = models.BooleanField(
+        default=False,
+        help_text="Pipelines may deploy here only with an approved deployment for the commit.",
+    )
+    required_checks = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Checks a deployment must report as passed, e.g. ["tests", "scan"]; [] for none; '
+        "empty for the tier default (tests and scan for high and critical tiers, none otherwise).",
+    )
 
     history = HistoricalRecords(get_user=get_history_user)
 
@@ -78,6 +88,15 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def deployment_checks(self) -> list[str]:
+        """The checks a deployment approval here must carry as passed."""
+        if self.required_checks is not None:
+            return [str(name) for name in self.required_checks]
+        if self.risk_tier in (RiskTier.HIGH, RiskTier.CRITICAL):
+            return ["tests", "scan"]
+        return []
 
 
 class EntitlementQuerySet(models.QuerySet["Entitlement"]):

@@ -3,6 +3,7 @@ issuers and trust rules that say which CI jobs act as which service account."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -175,27 +176,47 @@ def authorize_decide(
             }
         )
     allowed = reasons[0]["code"] == "grant_active"
-    # The decision changes nothing but the ledger, so it goes through the group writer: under
-    # load many decisions share one ledger transaction, and this returns once its own event is
-    # committed (inside a caller's transaction it joins that one instead).
-    event = build_event(
-        actor=account,
-        action="api.authorize.allowed" if allowed else "api.authorize.denied",
-        target=("scope", triple, f"{action} on {system} in {environment}"),
-        data={
-            "decision": "allow" if allowed else "deny",
-            "scope": action,
-            "system": system,
-            "environment": environment,
-            "reasons": [reason["code"] for reason in reasons],
-            "token_id": token.pk,
-            "token_prefix": token.prefix,
-            "token_kind": token.kind,
-        },
-        request=http,
-        pipeline=_pipeline(**(context or {})),
-    )
-    record_grouped(event)
+    # Deploys to an environment that requires it also need an approved deployment, whose first
+    # use is a state change: then the decision's event commits with it, in one transaction.
+    # Otherwise the decision changes nothing but the ledger and goes through the group writer:
+    # under load many decisions share one ledger transaction, and this returns once its own
+    # event is committed.
+    from accessreq.services.deployments import deployment_approval_required, deployment_gate
+
+    gated = allowed and deployment_approval_required(action=action, environment=environment)
+    with transaction.atomic() if gated else nullcontext():
+        gate = None
+        if gated:
+            gate = deployment_gate(
+                token=token,
+                action=action,
+                system=system,
+                environment=environment,
+                context=context or {},
+                http=http,
+            )
+            if gate is not None:
+                allowed = gate.allowed
+                reasons.insert(0 if not gate.allowed else 1, gate.reason)
+        event = build_event(
+            actor=account,
+            action="api.authorize.allowed" if allowed else "api.authorize.denied",
+            target=("scope", triple, f"{action} on {system} in {environment}"),
+            data={
+                "decision": "allow" if allowed else "deny",
+                "scope": action,
+                "system": system,
+                "environment": environment,
+                "reasons": [reason["code"] for reason in reasons],
+                "token_id": token.pk,
+                "token_prefix": token.prefix,
+                "token_kind": token.kind,
+                **(gate.data if gate else {}),
+            },
+            request=http,
+            pipeline=_pipeline(**(context or {})),
+        )
+        record_grouped(event)
     return Decision(allowed=allowed, reasons=reasons, audit_event_id=event.sequence)
 
 

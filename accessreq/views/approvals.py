@@ -117,7 +117,10 @@ def render_inbox(
         )
         for use in reviews[:REVIEWS_SHOWN]
     ]
+    from accessreq.deployment_inbox import deployment_rows
+
     context = {
+        "deployments": deployment_rows(user=user, fresh=fresh),
         "page": page,
         "rows": rows,
         "fresh": fresh,
