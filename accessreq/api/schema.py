@@ -46,8 +46,9 @@ def validate(value: Any, schema: dict[str, Any], where: str = "body") -> None:
             raise SchemaError(f"{where} is required." if not value else f"{where} is too short.")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise SchemaError(f"{where} is longer than {schema['maxLength']} characters.")
-        if "\x00" in value:
-            raise SchemaError(f"{where} contains a NUL character.")
+        problem = text_problem(value)
+        if problem:
+            raise SchemaError(f"{where} {problem}.")
         if "pattern" in schema and not re.search(schema["pattern"], value):
             raise SchemaError(f"{where} has an invalid format.")
     if expected == "integer":
@@ -81,6 +82,19 @@ def validate(value: Any, schema: dict[str, Any], where: str = "body") -> None:
         for name, sub in properties.items():
             if name in value:
                 validate(value[name], sub, _join(where, name))
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, if it cannot: PostgreSQL refuses NUL, and JSON's
+    ``\\ud800`` escapes decode to lone surrogates that no database (nor the ledger's UTF-8
+    encoding) accepts."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate, which is not valid Unicode text"
+    return None
 
 
 def _join(where: str, name: str) -> str:
