@@ -165,7 +165,7 @@ def parse_body(request: HttpRequest, schema: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(413, "request_too_large", "The request body is too large.") from None
     try:
         body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
     try:
         validate(body, schema)

@@ -137,6 +137,18 @@ def test_text_no_database_stores_is_a_400_naming_the_field(pipeline: Pipeline, b
     assert not AuditEvent.objects.filter(action__startswith="api.authorize").exists()
 
 
+def test_json_nested_too_deep_is_a_400(pipeline: Pipeline) -> None:
+    issued = minted(pipeline)
+    response = Client().post(
+        AUTHORIZE,
+        "[" * 100_000 + "]" * 100_000,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {issued.secret}",
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "invalid_json"
+
+
 def test_unknown_api_paths_are_json_404s(db: None) -> None:
     for path in ("/api/v1/nope", "/api/v1/", "/api/v1/tokens/abc"):
         response = Client().get(path)
