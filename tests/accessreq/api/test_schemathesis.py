@@ -64,7 +64,7 @@ class InTransactionWSGI:
         request_started.disconnect(close_old_connections)
         request_finished.disconnect(close_old_connections)
         try:
-            result: Iterable[bytes] = application(environ, start_response)  # type: ignore[arg-type]
+            result: Iterable[bytes] = application(environ, start_response)
             try:
                 return [b"".join(result)]
             finally:
