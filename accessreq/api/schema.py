@@ -102,6 +102,9 @@ def _join(where: str, name: str) -> str:
 
 
 SLUG: Schema = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"^[-a-zA-Z0-9_]+$"}
+# Scopes and environments have 50-character slugs (systems 100), so a scope triple fits the
+# audit event's target id.
+SHORT_SLUG: Schema = {**SLUG, "maxLength": 50}
 SHORT_TEXT: Schema = {"type": "string", "maxLength": 200}
 
 ERROR: Schema = {
@@ -181,9 +184,9 @@ AUTHORIZE_REQUEST: Schema = {
     "required": ["action", "system", "environment"],
     "additionalProperties": False,
     "properties": {
-        "action": {**SLUG, "description": "The scope asked for, e.g. deploy."},
+        "action": {**SHORT_SLUG, "description": "The scope asked for, e.g. deploy."},
         "system": {**SLUG, "description": "The system's slug, e.g. payments-service."},
-        "environment": {**SLUG, "description": "The environment's slug, e.g. prod."},
+        "environment": {**SHORT_SLUG, "description": "The environment's slug, e.g. prod."},
         "context": {**PIPELINE_CONTEXT, "description": "Recorded with the decision."},
     },
 }
@@ -273,13 +276,16 @@ DEPLOYMENT_REQUEST: Schema = {
     "additionalProperties": False,
     "properties": {
         "system": {**SLUG, "description": "The system's slug, e.g. payments-service."},
-        "environment": {**SLUG, "description": "The environment's slug, e.g. prod."},
+        "environment": {**SHORT_SLUG, "description": "The environment's slug, e.g. prod."},
         "commit_sha": {
             "type": "string",
             "pattern": r"^[0-9a-fA-F]{40}$",
             "description": "The full commit SHA the approval is valid for.",
         },
-        "action": {**SLUG, "description": "The scope the account must hold (default deploy)."},
+        "action": {
+            **SHORT_SLUG,
+            "description": "The scope the account must hold (default deploy).",
+        },
         "checks": {
             "type": "object",
             "maxProperties": 20,

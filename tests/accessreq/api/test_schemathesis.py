@@ -36,7 +36,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from accessreq.api.openapi import document
-from accessreq.api.schema import SLUG, TOKEN_EXCHANGE_REQUEST, SchemaError, validate
+from accessreq.api.schema import (
+    SHORT_SLUG,
+    SLUG,
+    TOKEN_EXCHANGE_REQUEST,
+    SchemaError,
+    validate,
+)
 from accessreq.models import ApiToken, ApproverRule
 from accessreq.services.deployments import deployment_request
 from accessreq.services.tokens import token_revoke
@@ -137,12 +143,12 @@ class Target:
         body = case.body
         if not isinstance(body, dict):
             return
-        for name, value in (
-            ("action", self.action),
-            ("system", self.system),
-            ("environment", self.environment),
+        for name, value, slug in (
+            ("action", self.action, SHORT_SLUG),
+            ("system", self.system, SLUG),
+            ("environment", self.environment, SHORT_SLUG),
         ):
-            if _valid(body.get(name), SLUG):
+            if _valid(body.get(name), slug):
                 body[name] = value
         checks = body.get("checks")
         if isinstance(checks, dict) and len(checks) <= 18:
