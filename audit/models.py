@@ -29,7 +29,8 @@ class AuditEvent(models.Model):
     actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
     action = models.CharField(max_length=64, db_index=True)
     target_type = models.CharField(max_length=100, blank=True)
-    target_id = models.CharField(max_length=64, blank=True)
+    # Room for a scope triple "action:system:environment" (at most 50 + 1 + 100 + 1 + 50).
+    target_id = models.CharField(max_length=255, blank=True)
     target_repr = models.CharField(max_length=200, blank=True)
     data = models.JSONField(default=dict, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)

@@ -67,7 +67,7 @@ def _target_q(value: str) -> Q:
     if exact:
         return Q(target_type=exact["type"], target_id=exact["id"])
     return (
-        Q(target_type__icontains=value) | Q(target_id=value[:64]) | Q(target_repr__icontains=value)
+        Q(target_type__icontains=value) | Q(target_id=value[:255]) | Q(target_repr__icontains=value)
     )
 
 

@@ -153,19 +153,24 @@ def _refused(request: HttpRequest, token: ApiToken, code: str) -> None:
     token_use_refused(token=token, code=code, http=request)
 
 
-def parse_body(request: HttpRequest, schema: dict[str, Any]) -> dict[str, Any]:
+def parse_body(
+    request: HttpRequest, schema: dict[str, Any], *, optional: bool = False
+) -> dict[str, Any]:
     """The request's JSON object, checked against ``schema`` (the one the OpenAPI document
-    publishes), or a 4xx naming the problem."""
-    content_type = request.content_type or ""
-    if content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    publishes), or a 4xx naming the problem. With ``optional`` (a body the document marks not
+    required), no body at all is an empty object."""
     try:
         raw = request.body
     except RequestDataTooBig:
         raise ApiError(413, "request_too_large", "The request body is too large.") from None
+    if optional and not raw:
+        return {}
+    content_type = request.content_type or ""
+    if content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
     try:
         body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
     try:
         validate(body, schema)

@@ -23,6 +23,7 @@ import jwt
 from django.conf import settings
 from django.core.cache import cache
 
+from accessreq.api.schema import text_problem
 from accessreq.models import ClaimFormat, TrustedIssuer
 
 ALLOWED_ALGORITHMS = ("RS256", "ES256")
@@ -151,7 +152,12 @@ def _key_fits(jwk: dict[str, Any], alg: str) -> bool:
 
 
 def _text(value: Any, limit: int = 200) -> str:
-    return str(value)[:limit] if value is not None else ""
+    """A claim as text the database and the ledger can store: at most ``limit`` characters,
+    without NUL or unpaired surrogates (a JWT's JSON may carry ``\\u0000`` or ``\\ud800``)."""
+    if value is None:
+        return ""
+    text = str(value)[:limit].replace("\x00", "")
+    return text.encode("utf-8", "ignore").decode("utf-8")
 
 
 def unverified_summary(raw: str) -> dict[str, str]:
@@ -217,7 +223,7 @@ def verify_id_token(raw: str) -> tuple[TrustedIssuer, CIIdentity]:
     iss = unverified.get("iss")
     issuer = (
         TrustedIssuer.objects.filter(issuer=iss, is_active=True).first()
-        if isinstance(iss, str)
+        if isinstance(iss, str) and text_problem(iss) is None
         else None
     )
     if issuer is None:

@@ -46,8 +46,9 @@ def validate(value: Any, schema: dict[str, Any], where: str = "body") -> None:
             raise SchemaError(f"{where} is required." if not value else f"{where} is too short.")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise SchemaError(f"{where} is longer than {schema['maxLength']} characters.")
-        if "\x00" in value:
-            raise SchemaError(f"{where} contains a NUL character.")
+        problem = text_problem(value)
+        if problem:
+            raise SchemaError(f"{where} {problem}.")
         if "pattern" in schema and not re.search(schema["pattern"], value):
             raise SchemaError(f"{where} has an invalid format.")
     if expected == "integer":
@@ -83,11 +84,27 @@ def validate(value: Any, schema: dict[str, Any], where: str = "body") -> None:
                 validate(value[name], sub, _join(where, name))
 
 
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, if it cannot: PostgreSQL refuses NUL, and JSON's
+    ``\\ud800`` escapes decode to lone surrogates that no database (nor the ledger's UTF-8
+    encoding) accepts."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate, which is not valid Unicode text"
+    return None
+
+
 def _join(where: str, name: str) -> str:
     return name if where == "body" else f"{where}.{name}"
 
 
 SLUG: Schema = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"^[-a-zA-Z0-9_]+$"}
+# Scopes and environments have 50-character slugs (systems 100), so a scope triple fits the
+# audit event's target id.
+SHORT_SLUG: Schema = {**SLUG, "maxLength": 50}
 SHORT_TEXT: Schema = {"type": "string", "maxLength": 200}
 
 ERROR: Schema = {
@@ -167,9 +184,9 @@ AUTHORIZE_REQUEST: Schema = {
     "required": ["action", "system", "environment"],
     "additionalProperties": False,
     "properties": {
-        "action": {**SLUG, "description": "The scope asked for, e.g. deploy."},
+        "action": {**SHORT_SLUG, "description": "The scope asked for, e.g. deploy."},
         "system": {**SLUG, "description": "The system's slug, e.g. payments-service."},
-        "environment": {**SLUG, "description": "The environment's slug, e.g. prod."},
+        "environment": {**SHORT_SLUG, "description": "The environment's slug, e.g. prod."},
         "context": {**PIPELINE_CONTEXT, "description": "Recorded with the decision."},
     },
 }
@@ -259,13 +276,16 @@ DEPLOYMENT_REQUEST: Schema = {
     "additionalProperties": False,
     "properties": {
         "system": {**SLUG, "description": "The system's slug, e.g. payments-service."},
-        "environment": {**SLUG, "description": "The environment's slug, e.g. prod."},
+        "environment": {**SHORT_SLUG, "description": "The environment's slug, e.g. prod."},
         "commit_sha": {
             "type": "string",
             "pattern": r"^[0-9a-fA-F]{40}$",
             "description": "The full commit SHA the approval is valid for.",
         },
-        "action": {**SLUG, "description": "The scope the account must hold (default deploy)."},
+        "action": {
+            **SHORT_SLUG,
+            "description": "The scope the account must hold (default deploy).",
+        },
         "checks": {
             "type": "object",
             "maxProperties": 20,

@@ -143,7 +143,7 @@ def token_detail(request: HttpRequest, token_id: int) -> HttpResponse:
 @endpoint(methods=("POST",))
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     """Revoke one of the calling account's tokens, e.g. its own at the end of a job."""
-    body = parse_body(request, schema.REVOKE_REQUEST)
+    body = parse_body(request, schema.REVOKE_REQUEST, optional=True)
     found = _own_token(request, token_id)
     try:
         revoked = token_revoke(

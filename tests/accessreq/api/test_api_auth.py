@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from django.test import Client
 
 from accessreq.models import ApiToken
@@ -121,6 +122,31 @@ def test_answers_are_never_cached(pipeline: Pipeline) -> None:
     assert response["Cache-Control"] == "no-store"
     assert response.json()["service_account"]["name"] == "payments-deployer"
     assert "digest" not in response.json()["token"]
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\ud800"], ids=["nul", "lone-surrogate"])
+def test_text_no_database_stores_is_a_400_naming_the_field(pipeline: Pipeline, bad: str) -> None:
+    # JSON's \u0000 and \ud800 escapes decode to text that PostgreSQL (NUL) and UTF-8 (an
+    # unpaired surrogate: the ledger's hash input, both databases) refuse: a 400, not a 500.
+    issued = minted(pipeline)
+    body = {**BODY, "context": {"run_id": f"run{bad}"}}
+    response = api_post(Client(), AUTHORIZE, body, token=issued.secret)
+    assert response.status_code == 400, response.content
+    assert error_code(response) == "invalid_request"
+    assert response.json()["error"]["message"].startswith("context.run_id contains")
+    assert not AuditEvent.objects.filter(action__startswith="api.authorize").exists()
+
+
+def test_json_nested_too_deep_is_a_400(pipeline: Pipeline) -> None:
+    issued = minted(pipeline)
+    response = Client().post(
+        AUTHORIZE,
+        "[" * 100_000 + "]" * 100_000,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {issued.secret}",
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "invalid_json"
 
 
 def test_unknown_api_paths_are_json_404s(db: None) -> None:

@@ -23,6 +23,7 @@ from tests.accessreq.api.conftest import (
     sign,
 )
 from tests.accessreq.workflow_helpers import direct_grant, make_entitlement
+from tests.factories import EntitlementFactory, EnvironmentFactory, SystemFactory
 
 URL = "/api/v1/authorize"
 CONTEXT = {
@@ -175,3 +176,27 @@ def test_parallel_decisions_share_ledger_commits_but_each_has_its_own_event(
         )
     assert sorted(status for status, _ in answers).count(403) == 20
     assert ledger_verify().ok
+
+
+def test_a_scope_of_the_longest_slugs_is_decided_and_recorded(pipeline: Pipeline) -> None:
+    # 50 + 1 + 100 + 1 + 50 characters: the decision's audit event targets the whole triple
+    # (PostgreSQL refused a target id over 64 characters, answering 500).
+    action, system, environment = "a" * 50, "s" * 100, "e" * 50
+    entitlement = EntitlementFactory(
+        system=SystemFactory(slug=system),
+        environment=EnvironmentFactory(slug=environment),
+        scopes=[action],
+    )
+    direct_grant(pipeline.account, entitlement)
+    token = minted(pipeline).secret
+    body = {"action": action, "system": system, "environment": environment}
+
+    response = api_post(Client(), URL, body, token=token)
+
+    assert response.status_code == 200, response.content
+    event = AuditEvent.objects.get(sequence=response.json()["audit_event_id"])
+    assert event.target_id == f"{action}:{system}:{environment}"
+    # Longer scope or environment slugs cannot exist, and are refused as such.
+    for name in ("action", "environment"):
+        response = api_post(Client(), URL, {**body, name: "x" * 51}, token=token)
+        assert response.status_code == 400, name

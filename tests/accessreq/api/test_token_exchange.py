@@ -313,3 +313,18 @@ def test_issuer_claim_of_an_unverified_token_is_recorded_short(
     )
     event = AuditEvent.objects.order_by("-sequence").first()
     assert event is not None and len(event.data["iss"]) <= 200
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\ud800"], ids=["nul", "lone-surrogate"])
+def test_text_no_database_stores_in_unverified_claims_is_refused_not_a_500(
+    pipeline: Pipeline, rsa_key: SigningKey, bad: str
+) -> None:
+    # A JWT's JSON may carry \u0000 or \ud800: PostgreSQL refuses the first in a lookup, and
+    # neither fits in the refusal's audit event (jsonb, the ledger's UTF-8 hash input).
+    refused(sign(github_claims(iss=f"https://x{bad}.example"), rsa_key), 401, "untrusted_issuer")
+    stranger = SigningKey(kid=f"kid{bad}", alg="RS256", private=rsa_key.private)
+    refused(sign(github_claims(sub=f"repo{bad}"), stranger), 401, "unknown_kid")
+
+    event = AuditEvent.objects.order_by("-sequence").first()
+    assert event is not None
+    assert (event.data["kid"], event.data["sub"]) == ("kid", "repo")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.test import Client
 
 from accessreq.services.tokens import token_issue
+from audit.models import AuditEvent
 from tests.accessreq.api.conftest import Pipeline, api_get, api_post, make_service_account, minted
 
 
@@ -46,3 +47,17 @@ def test_a_job_revokes_its_own_token(pipeline: Pipeline) -> None:
     assert response.status_code == 200
     assert response.json()["token"]["state"] == "revoked"
     assert api_get(Client(), "/api/v1/me", token=issued.secret).status_code == 401
+
+
+def test_revoke_needs_no_body(pipeline: Pipeline) -> None:
+    # The document marks the body optional: a bare POST (curl -X POST) at a job's end revokes.
+    issued = minted(pipeline)
+    response = Client().generic(
+        "POST",
+        f"/api/v1/tokens/{issued.token.pk}/revoke",
+        HTTP_AUTHORIZATION=f"Bearer {issued.secret}",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["token"]["state"] == "revoked"
+    event = AuditEvent.objects.order_by("-sequence").first()
+    assert event is not None and event.action == "api.token.revoked"
