@@ -392,7 +392,10 @@ def main() -> None:
     )
     print(json.dumps(result, default=str))
     _setup.write_json(args.json, result)
-    shutil.rmtree(workdir, ignore_errors=True)
+    if args.keep:
+        _setup.say(f"[kept] wrk script {script}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     del scratch
 
 
