@@ -46,26 +46,28 @@ def _missing_browser_reason() -> str:
     )
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark each journey ``browser`` as it is collected, before ``-m`` selects by marks (CI's
+    SQLite run leaves them out), and skip it when Chromium is missing and not required."""
+    if BROWSER_DIR not in item.path.parents:
+        return
+    item.add_marker(pytest.mark.browser)
+    if not CHROMIUM.exists() and not _browser_required():
+        item.add_marker(pytest.mark.skip(reason=_missing_browser_reason()))
+
+
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the journeys ``browser`` and run them last (after pytest-django's own ordering).
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the journeys last (after pytest-django's own ordering).
 
     Running them last matters: from the moment Playwright starts until the end of the session,
     the test thread has a running event loop and DJANGO_ALLOW_ASYNC_UNSAFE is set (see the
     ``playwright`` fixture below), which no other test should run under.
     """
-    browser_items = [item for item in items if BROWSER_DIR in item.path.parents]
-    if not browser_items:
-        return
-    skip = None
-    if not CHROMIUM.exists() and not _browser_required():
-        skip = pytest.mark.skip(reason=_missing_browser_reason())
-    for item in browser_items:
-        item.add_marker(pytest.mark.browser)
-        if skip is not None:
-            item.add_marker(skip)
-    chosen = set(browser_items)
-    items[:] = [item for item in items if item not in chosen] + browser_items
+    chosen = {item for item in items if BROWSER_DIR in item.path.parents}
+    items[:] = [item for item in items if item not in chosen] + [
+        item for item in items if item in chosen
+    ]
 
 
 @pytest.fixture(scope="session")
