@@ -207,6 +207,14 @@ _db["CONN_MAX_AGE"] = env_int(
     "DATABASE_CONN_MAX_AGE", 60 if _db["ENGINE"].endswith("postgresql") else 0, minimum=0
 )
 _db["CONN_HEALTH_CHECKS"] = True
+# The API's hot statements (portal.sql) run as prepared statements on PostgreSQL; off for a
+# pooler that cannot keep them (PgBouncer before 1.21 in transaction mode).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+if _db["ENGINE"] == "django.db.backends.postgresql" and DATABASE_PREPARED_STATEMENTS:
+    # psycopg prepares nothing while this is None (Django's default). Django's own cursors bind
+    # on the client and never prepare; only portal.sql asks, with prepare=True, so the count that
+    # would prepare any other statement automatically is out of reach.
+    _db.setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] not in ("", ":memory:"):
         Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,10 @@ def authorize(request: HttpRequest) -> HttpResponse:
     }
     if not decision.allowed:
         answer["error"] = dict(decision.reasons[0])
-    return json_response(answer, status=200 if decision.allowed else 403)
+    response = json_response(answer, status=200 if decision.allowed else 403)
+    # A deny is an answer, already in the ledger with its reasons; not a warning for the log.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 @endpoint(methods=("GET",))

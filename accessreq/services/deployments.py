@@ -42,6 +42,7 @@ from accessreq.selectors import holds_scope
 from accessreq.services.common import MfaContext, now
 from accessreq.services.notifications import notify
 from audit.services import record
+from portal import sql
 from portal.models import User
 
 DEPLOY_SCOPE = "deploy"
@@ -585,7 +586,12 @@ def deployment_approval_required(*, action: str, environment: str) -> bool:
     """Whether ``action`` in ``environment`` needs an approved deployment (deploys only)."""
     if action != DEPLOY_SCOPE:
         return False
-    return Environment.objects.filter(slug=environment, requires_deployment_approval=True).exists()
+    # Asked on every allowed deploy decision: one prepared statement, not an ORM query.
+    found = sql.fetch_one(
+        "SELECT 1 FROM accessreq_environment WHERE slug = %s AND requires_deployment_approval",
+        [environment],
+    )
+    return found is not None
 
 
 def deployment_gate(

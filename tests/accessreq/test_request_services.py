@@ -9,7 +9,7 @@ import pytest
 
 from accessreq.errors import WorkflowError
 from accessreq.models import AccessRequest, Approval, Grant, GrantState, RequestKind, RiskTier
-from accessreq.selectors import holds_scope
+from accessreq.selectors import holds_scope, scopes_held
 from accessreq.services.common import now
 from accessreq.services.grants import grant_revoke, grants_activate_due, grants_expire_due
 from accessreq.services.requests import request_submit, request_withdraw
@@ -27,7 +27,7 @@ from tests.accessreq.workflow_helpers import (
     set_grant_window,
     submit,
 )
-from tests.factories import UserFactory
+from tests.factories import ScopeFactory, SystemFactory, UserFactory
 
 DAY = timedelta(days=1)
 
@@ -302,3 +302,41 @@ def test_holds_scope_refuses_revoked_grants_inactive_people_and_other_scopes(
 
     grant_revoke(actor=owner, grant_id=grant.pk, reason="Left the team")
     assert not _holds(requester, deploy)
+
+
+@pytest.mark.django_db
+def test_holds_scope_answers_exactly_what_scopes_held_lists(requester, owner):
+    """holds_scope is hand-written SQL for speed; scopes_held is the ORM form of the same rule.
+    Across grants that are live, not started, ended, revoked, of another person and of an
+    entitlement with two scopes, the two agree on every scope, system and environment."""
+    other = UserFactory()
+    rollback = ScopeFactory(slug="rollback")
+    payments, billing = SystemFactory(slug="payments"), SystemFactory(slug="billing")
+    low = make_entitlement(tier=RiskTier.LOW, owners=[owner], system=payments)
+    low.scopes.add(rollback)
+    medium = make_entitlement(tier=RiskTier.MEDIUM, owners=[owner], system=payments)
+    billing_low = make_entitlement(tier=RiskTier.LOW, owners=[owner], system=billing)
+    live = grant_of(approve(owner, submit(requester, low)))
+    ended = grant_of(approve(owner, submit(requester, medium)))
+    lapse(ended)
+    later = grant_of(approve(owner, submit(requester, billing_low)))
+    set_grant_window(later, starts_at=now() + DAY, expires_at=now() + 2 * DAY)
+    grant_of(approve(owner, submit(other, medium)))
+
+    def agree() -> set[str]:
+        held = set(scopes_held(user=requester))
+        for scope in ("deploy", "rollback"):
+            for system in ("payments", "billing"):
+                for environment in ("low", "medium", "prod"):
+                    triple = f"{scope}:{system}:{environment}"
+                    answer = holds_scope(
+                        user=requester, scope=scope, system=system, environment=environment
+                    )
+                    assert answer == (triple in held), triple
+        return held
+
+    assert agree() == {"deploy:payments:low", "rollback:payments:low"}
+    set_grant_window(later, starts_at=now() - DAY, expires_at=now() + DAY)
+    assert agree() == {"deploy:payments:low", "rollback:payments:low", "deploy:billing:low"}
+    grant_revoke(actor=owner, grant_id=live.pk, reason="Left the team")
+    assert agree() == {"deploy:billing:low"}

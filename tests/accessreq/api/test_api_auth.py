@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -103,7 +104,29 @@ def test_token_of_a_deactivated_account_is_401(pipeline: Pipeline) -> None:
     assert error_code(response) == "account_inactive"
 
 
-def test_requests_are_limited_per_token(pipeline: Pipeline, settings: Any) -> None:
+@pytest.fixture(params=["locmem", "redis"])
+def rate_cache(request: pytest.FixtureRequest, settings: Any) -> Iterator[Any]:
+    """The rate limit on the tests' in-process cache and, when ``CACHE_URL`` names a Redis (CI's
+    PostgreSQL run), on that Redis, whose path is a single INCR."""
+    from django.core.cache import caches
+
+    if request.param == "redis":
+        url = os.environ.get("CACHE_URL", "")
+        if not url.startswith("redis://"):
+            pytest.skip("CACHE_URL names no Redis; CI's PostgreSQL run sets one")
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+                "KEY_PREFIX": f"test-{os.getpid()}",
+            }
+        }
+    caches["default"].clear()
+    yield caches["default"]
+    caches["default"].clear()
+
+
+def test_requests_are_limited_per_token(pipeline: Pipeline, settings: Any, rate_cache: Any) -> None:
     settings.API_RATE_LIMIT_PER_MINUTE = 3
     first, second = minted(pipeline), minted(pipeline, name="other")
     for _ in range(3):
@@ -114,6 +137,21 @@ def test_requests_are_limited_per_token(pipeline: Pipeline, settings: Any) -> No
     assert 0 < int(limited["Retry-After"]) <= 60
     # The other token has its own budget.
     assert api_get(Client(), "/api/v1/me", token=second.secret).status_code == 200
+
+
+@pytest.mark.parametrize("rate_cache", ["redis"], indirect=True)
+def test_rate_counters_on_redis_expire_after_their_window(
+    pipeline: Pipeline, rate_cache: Any
+) -> None:
+    """On Redis the counter is one INCR; it must still expire, or counters pile up forever."""
+    backend = rate_cache
+    issued = minted(pipeline)
+    assert api_get(Client(), "/api/v1/me", token=issued.secret).status_code == 200
+    client = backend._cache.get_client(write=False)
+    keys = client.keys(backend.make_key(f"gatehouse-api-rate:token:{issued.token.pk}:*"))
+    assert len(keys) == 1
+    assert 60 < client.ttl(keys[0]) <= 120
+    assert int(client.get(keys[0])) == 1
 
 
 def test_answers_are_never_cached(pipeline: Pipeline) -> None:
