@@ -94,14 +94,20 @@ def rate_limit(key: str, limit: int) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4)
+def _redis_writer(client: Any) -> Any:
+    """One redis-py client per cache backend (Django builds a new one, with its 200 reply
+    callbacks, for every call); it is thread-safe and its pool reconnects after a fork."""
+    return client.get_client(write=True)
+
+
 def _count(cache_key: str, *, timeout: int) -> int:
     """Add one to the counter ``cache_key`` (created with ``timeout``) and return it. On Redis
     one round trip (INCR, then EXPIRE): this runs on every API call."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         key = backend.make_and_validate_key(cache_key)
-        client = backend._cache.get_client(key, write=True)  # type: ignore[attr-defined]
-        with client.pipeline(transaction=False) as pipe:
+        with _redis_writer(backend._cache).pipeline(transaction=False) as pipe:  # type: ignore[attr-defined]
             pipe.incr(key)
             pipe.expire(key, timeout)
             count, _ = pipe.execute()
@@ -210,9 +216,13 @@ def parse_body(
 View = Callable[..., HttpResponse]
 
 
-def endpoint(*, methods: tuple[str, ...], authenticated: bool = True) -> Callable[[View], View]:
+def endpoint(
+    *, methods: tuple[str, ...], authenticated: bool = True, page: bool = False
+) -> Callable[[View], View]:
     """Make ``view`` an API endpoint: token authentication (unless ``authenticated=False``),
-    the per-token rate limit, the method check, and JSON answers for every error."""
+    the per-token rate limit, the method check, and JSON answers for every error. JSON endpoints
+    take the API's short middleware (``API_MIDDLEWARE``); a ``page`` (HTML for people) keeps the
+    pages' whole stack, its CSP included."""
 
     def decorate(view: View) -> View:
         @wraps(view)
@@ -250,7 +260,7 @@ def endpoint(*, methods: tuple[str, ...], authenticated: bool = True) -> Callabl
                     500, "server_error", "Something went wrong; it has been logged."
                 ).response()
 
-        wrapper.api_endpoint = True  # type: ignore[attr-defined]
+        wrapper.api_endpoint = not page  # type: ignore[attr-defined]
         return login_not_required(csrf_exempt(wrapper))
 
     return decorate

@@ -346,7 +346,7 @@ def _example(body: dict[str, Any] | None) -> str:
     )
 
 
-@endpoint(methods=("GET",), authenticated=False)
+@endpoint(methods=("GET",), authenticated=False, page=True)
 def docs_page(request: HttpRequest) -> HttpResponse:
     """The browsable reference, drawn on the server from the same document."""
     context = {
