@@ -19,7 +19,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import connection
 
 from audit.models import AuditEvent
 from audit.services import append_events
@@ -117,8 +117,7 @@ class GroupWriter:
 
     def _append(self, group: list[_Ticket]) -> None:
         try:
-            with transaction.atomic():
-                append_events([ticket.event for ticket in group])
+            append_events([ticket.event for ticket in group])  # its own transaction
             self.groups += 1
         except Exception as exc:  # handed to every waiting caller, never swallowed
             log.exception("Appending a group of %d audit events failed", len(group))

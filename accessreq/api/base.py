@@ -94,11 +94,18 @@ def rate_limit(key: str, limit: int) -> None:
         )
 
 
-@functools.lru_cache(maxsize=4)
-def _redis_writer(client: Any) -> Any:
-    """One redis-py client per cache backend (Django builds a new one, with its 200 reply
-    callbacks, for every call); it is thread-safe and its pool reconnects after a fork."""
-    return client.get_client(write=True)
+_redis_writers: dict[tuple[str, ...], Any] = {}
+
+
+def _redis_writer(backend: RedisCache) -> Any:
+    """One redis-py client per Redis location, shared by the threads (each has its own cache
+    backend object, and Django builds a new client with ~200 reply callbacks for every call).
+    redis-py clients are thread-safe, and their pool reconnects after a fork."""
+    servers = tuple(backend._servers)  # type: ignore[attr-defined]
+    client = _redis_writers.get(servers)
+    if client is None:
+        client = _redis_writers[servers] = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+    return client
 
 
 def _count(cache_key: str, *, timeout: int) -> int:
@@ -107,7 +114,7 @@ def _count(cache_key: str, *, timeout: int) -> int:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         key = backend.make_and_validate_key(cache_key)
-        with _redis_writer(backend._cache).pipeline(transaction=False) as pipe:  # type: ignore[attr-defined]
+        with _redis_writer(backend).pipeline(transaction=False) as pipe:
             pipe.incr(key)
             pipe.expire(key, timeout)
             count, _ = pipe.execute()
