@@ -352,6 +352,13 @@ DEPLOYMENT_PENDING_HOURS = env_int("DEPLOYMENT_PENDING_HOURS", 24, minimum=1)
 # Signed decision callbacks to the pipeline: attempts before giving up (backoff from 10 s).
 DEPLOYMENT_CALLBACK_ATTEMPTS = env_int("DEPLOYMENT_CALLBACK_ATTEMPTS", 5, minimum=1)
 DEPLOYMENT_CALLBACK_RETRY_SECONDS = env_int("DEPLOYMENT_CALLBACK_RETRY_SECONDS", 10, minimum=0)
+# The only hosts callbacks may go to (comma-separated; "*.ci.example.com" for subdomains). None
+# by default: a pipeline must not make Gatehouse POST to whatever address it names.
+DEPLOYMENT_CALLBACK_HOSTS = [
+    name.strip().lower()
+    for name in env_str("DEPLOYMENT_CALLBACK_HOSTS", "").split(",")
+    if name.strip()
+]
 
 # --- Docs ----------------------------------------------------------------------------------
 

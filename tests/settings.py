@@ -40,6 +40,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 PROVISIONING_RETRY_SECONDS = 0
 DEPLOYMENT_CALLBACK_RETRY_SECONDS = 0
+DEPLOYMENT_CALLBACK_HOSTS = ["127.0.0.1", "localhost"]  # the tests' own receivers
 
 # Every browser journey signs in from 127.0.0.1 against one live server, several people per
 # journey; allauth's per-IP sign-in limit (30 a minute) is for real traffic, not for a suite.

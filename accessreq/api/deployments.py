@@ -40,7 +40,7 @@ def deployment_create(request: HttpRequest) -> HttpResponse:
             http=request,
         )
     except DeploymentRefused as refusal:
-        raise ApiError(refusal.status, refusal.code, refusal.message) from None
+        raise ApiError(refusal.status, refusal.code, refusal.message, extra=refusal.extra) from None
     answer = {
         "deployment": deployment_as_data(opened.deployment, at=now()),
         "audit_event_id": opened.audit_event_id,

@@ -13,13 +13,16 @@ CREATE_ERRORS = {
     "missing_check": "A check the environment requires is not in checks.",
     "check_failed": "A required check is not 'passed'.",
     "invalid_callback_url": "The callback URL is not https (or http to loopback).",
+    "callback_host_not_allowed": "The callback host is not in DEPLOYMENT_CALLBACK_HOSTS.",
 }
 DENIED_CODES = {
     "scope_not_held": "The account holds no active grant of the scope there.",
     "token_scope": "The token was issued without this scope.",
 }
 CONFLICT_CODES = {
-    "deployment_pending": "An approval of this commit to this environment is already pending.",
+    "deployment_pending": (
+        "An approval of this commit to this environment is already pending; deployment_id names it."
+    ),
     "no_approvers": "The policy names nobody who could approve a stage.",
 }
 # Added to POST /authorize's 403 for deploys to environments that require deployment approval.

@@ -118,7 +118,11 @@ ERROR: Schema = {
                 "code": {"type": "string", "description": "Stable, machine-readable reason."},
                 "message": {"type": "string", "description": "What went wrong, for people."},
             },
-        }
+        },
+        "deployment_id": {
+            "type": "integer",
+            "description": "With 409 deployment_pending: the deployment already waiting.",
+        },
     },
 }
 

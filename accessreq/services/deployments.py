@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -54,9 +55,12 @@ class DeploymentRefused(Exception):
     """The pipeline's request was refused; answered as an API error with ``status`` and
     ``code``."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.extra = extra or {}
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,29 @@ def _held_grant(account: User, scope: str, system: str, environment: str) -> Gra
         .order_by("pk")
         .first()
     )
+
+
+def _check_callback_url(url: str) -> None:
+    """A callback goes only to a host named in ``DEPLOYMENT_CALLBACK_HOSTS`` (``*.example.com``
+    for its subdomains), over https (plain http only to loopback): Gatehouse must not be made to
+    POST to any address a pipeline names, such as a service inside the network."""
+    if not jwks_url_allowed(url):
+        raise DeploymentRefused(
+            400,
+            "invalid_callback_url",
+            "The callback URL must use https (plain http only to this machine).",
+        )
+    host = (urlsplit(url).hostname or "").lower()
+    allowed = settings.DEPLOYMENT_CALLBACK_HOSTS
+    if not any(
+        host == name or (name.startswith("*.") and host.endswith(name[1:])) for name in allowed
+    ):
+        raise DeploymentRefused(
+            400,
+            "callback_host_not_allowed",
+            f"Callbacks may go only to the hosts in DEPLOYMENT_CALLBACK_HOSTS, and {host} is not "
+            "one" + ("" if allowed else " (none are set)") + "; poll GET /api/v1/deployments/{id}.",
+        )
 
 
 def _check_checks(environment: Environment, checks: dict[str, str]) -> None:
@@ -211,12 +238,8 @@ def _open(
         )
     entitlement = grant.entitlement
     _check_checks(entitlement.environment, checks)
-    if callback_url and not jwks_url_allowed(callback_url):
-        raise DeploymentRefused(
-            400,
-            "invalid_callback_url",
-            "The callback URL must use https (plain http only to this machine).",
-        )
+    if callback_url:
+        _check_callback_url(callback_url)
     stages = stages_for(entitlement)
     for position in stages:
         if not stage_approvers(
@@ -259,11 +282,23 @@ def _open(
         with transaction.atomic():
             deployment.save()
     except IntegrityError:
+        waiting = (
+            DeploymentApproval.objects.filter(
+                service_account=account,
+                system=entitlement.system,
+                environment=entitlement.environment,
+                commit_sha=commit_sha,
+                state=DeploymentState.PENDING,
+            )
+            .values_list("pk", flat=True)
+            .first()
+        )
         raise DeploymentRefused(
             409,
             "deployment_pending",
             f"A deployment approval for commit {commit_sha[:12]} to {environment} is already "
-            "pending; poll it instead.",
+            f"pending (#{waiting}); poll GET /api/v1/deployments/{waiting} instead.",
+            extra={"deployment_id": waiting},
         ) from None
     event = record(
         actor=account,

@@ -157,9 +157,41 @@ def test_low_tier_needs_no_checks_and_a_second_pending_one_is_409(
     assert set(DeploymentAssignment.objects.values_list("principal", flat=True)) == {
         security_admin.pk
     }
+    first = DeploymentApproval.objects.get()
     again = open_deployment(pipeline, token, checks={})
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "deployment_pending"
+    # The answer names the one waiting, so a retried pipeline step can poll it.
+    assert again.json()["deployment_id"] == first.pk
+    assert f"/api/v1/deployments/{first.pk}" in again.json()["error"]["message"]
+    assert DeploymentApproval.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("hosts", "url", "allowed"),
+    [
+        ([], "https://ci.example.com/hook", False),
+        (["ci.example.com"], "https://ci.example.com/hook", True),
+        (["ci.example.com"], "https://CI.example.com:8443/hook", True),
+        (["ci.example.com"], "https://ci.example.com.attacker.io/hook", False),
+        (["*.ci.example.com"], "https://hooks.ci.example.com/x", True),
+        (["*.ci.example.com"], "https://evilci.example.com/x", False),
+        (["ci.example.com"], "https://metadata.internal/latest", False),
+    ],
+)
+def test_callbacks_go_only_to_listed_hosts(
+    deploy: Pipeline, settings: Any, hosts: list[str], url: str, allowed: bool
+) -> None:
+    settings.DEPLOYMENT_CALLBACK_HOSTS = hosts
+    response = open_deployment(deploy, minted(deploy).secret, callback_url=url)
+    if allowed:
+        assert response.status_code == 201, response.content
+        assert response.json()["callback_secret"]
+        return
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "callback_host_not_allowed"
+    assert "DEPLOYMENT_CALLBACK_HOSTS" in response.json()["error"]["message"]
+    assert not DeploymentApproval.objects.exists()
 
 
 def test_nobody_to_approve_is_409(pipeline: Pipeline) -> None:
