@@ -49,7 +49,7 @@ def build_fixture(grants: int) -> list[tuple[str, list[tuple[str, str]]]]:
     from django.db import transaction
 
     from accessreq.models import AccessRequest, Entitlement, Environment, Grant, Scope, System
-    from accessreq.services.common import now
+    from accessreq.services.common import MfaContext, now
     from accessreq.services.tokens import token_issue
     from portal.models import User
 
@@ -127,8 +127,11 @@ def build_fixture(grants: int) -> list[tuple[str, list[tuple[str, str]]]]:
             batch_size=5000,
         )
     tokens = []
+    fresh = MfaContext(method="totp", age_seconds=0)  # as if the owner had just typed a code
     for account in accounts:
-        issued = token_issue(actor=owner, service_account=account, kind="minted", name="bench")
+        issued = token_issue(
+            actor=owner, service_account=account, kind="minted", name="bench", mfa=fresh
+        )
         held = [(e.system.slug, e.environment.slug) for e in entitlements[:per_account]]
         tokens.append((issued.secret, held))
     _setup.analyse()

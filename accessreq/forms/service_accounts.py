@@ -8,9 +8,16 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from accessreq.forms.approvals import code_field
 from accessreq.models import ClaimFormat, TrustedIssuer
 
 _PATTERN_HELP = "Leave empty for any. * matches anything, e.g. refs/tags/v*."
+
+
+MINT_NEEDS_CODE = (
+    "Enter the code from your authenticator app: minting a long-lived token needs a fresh "
+    "second factor."
+)
 
 
 class MintTokenForm(forms.Form):
@@ -21,9 +28,11 @@ class MintTokenForm(forms.Form):
         help_text="Where it will be used, so you can tell tokens apart: e.g. nightly-deploy.",
     )
     lifetime_days = forms.IntegerField(label="Lifetime (days)", min_value=1)
+    code = code_field()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, need_code: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.need_code = need_code
         # The limit is read per form, so a changed setting applies without a restart.
         limit = settings.API_MINTED_TOKEN_MAX_DAYS
         self.fields["lifetime_days"] = forms.IntegerField(
@@ -33,6 +42,12 @@ class MintTokenForm(forms.Form):
             initial=limit,
             help_text=f"At most {limit} days. Shorter is safer; rotate it before it ends.",
         )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.need_code and not data.get("code"):
+            self.add_error("code", MINT_NEEDS_CODE)
+        return data
 
 
 class OwnersField(forms.CharField):

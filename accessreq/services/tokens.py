@@ -19,10 +19,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from accessreq.errors import NotAllowed, WorkflowError
+from accessreq.errors import NotAllowed, StepUpRequired, WorkflowError
 from accessreq.models import ApiToken, TokenKind, TrustRule
 from accessreq.selectors import service_accounts_managed_by
-from accessreq.services.common import now
+from accessreq.services.common import MfaContext, now
 from accessreq.services.notifications import notify
 from audit.services import record
 from portal.models import User
@@ -97,6 +97,15 @@ def _create(
     return IssuedToken(token=token, secret=secret, audit_event_id=0)
 
 
+def _require_step_up(mfa: MfaContext, doing: str) -> None:
+    """A long-lived credential is made only right after a second factor: a hijacked session
+    alone must not be able to take one away."""
+    if not mfa.fresh:
+        raise StepUpRequired(
+            f"{doing} a long-lived token needs a fresh second factor: enter a code from your app."
+        )
+
+
 def _minted_lifetime(days: int) -> timedelta:
     limit = settings.API_MINTED_TOKEN_MAX_DAYS
     if days < 1 or days > limit:
@@ -116,16 +125,19 @@ def token_issue(
     trust_rule: TrustRule | None = None,
     ci_identity: dict[str, Any] | None = None,
     pipeline: dict[str, str] | None = None,
+    mfa: MfaContext | None = None,
     http: HttpRequest | None = None,
 ) -> IssuedToken:
-    """Issue a token for ``service_account``. Minted: ``actor`` is an owner and the lifetime is
-    capped by ``API_MINTED_TOKEN_MAX_DAYS``. Exchanged: ``actor`` is the account itself, after
-    the exchange verified the CI identity; it lives ``API_EXCHANGED_TOKEN_MINUTES`` (<= 15)."""
+    """Issue a token for ``service_account``. Minted: ``actor`` is an owner with a fresh second
+    factor and the lifetime is capped by ``API_MINTED_TOKEN_MAX_DAYS``. Exchanged: ``actor`` is
+    the account itself, after the exchange verified the CI identity; it lives
+    ``API_EXCHANGED_TOKEN_MINUTES`` (<= 15)."""
     if service_account.kind != User.Kind.SERVICE or not service_account.is_active:
         raise WorkflowError("Tokens are only for active service accounts.")
     if kind == TokenKind.MINTED:
         if not service_accounts_managed_by(actor).filter(pk=service_account.pk).exists():
             raise NotAllowed("No such service account.")
+        _require_step_up(mfa or MfaContext.from_request(http), "Minting")
         name = name.strip()
         if not name:
             raise WorkflowError("Name the token after where it is used, e.g. 'nightly-deploy'.")
@@ -210,12 +222,19 @@ def token_revoke(
 
 
 @transaction.atomic
-def token_rotate(*, actor: User, token_id: int, http: HttpRequest | None = None) -> IssuedToken:
+def token_rotate(
+    *,
+    actor: User,
+    token_id: int,
+    mfa: MfaContext | None = None,
+    http: HttpRequest | None = None,
+) -> IssuedToken:
     """Replace a minted token: a new secret with the same name and lifetime (capped at today's
-    maximum), and the old token revoked in the same transaction."""
+    maximum), and the old token revoked in the same transaction. Needs a fresh second factor."""
     managed = ApiToken.objects.filter(service_account__in=service_accounts_managed_by(actor))
     if not managed.filter(pk=token_id, kind=TokenKind.MINTED).exists():
         raise NotAllowed("No such token.")
+    _require_step_up(mfa or MfaContext.from_request(http), "Rotating")
     old = ApiToken.objects.select_for_update().select_related("service_account").get(pk=token_id)
     clock = now()
     if old.revoked_at is not None or old.expires_at <= clock:

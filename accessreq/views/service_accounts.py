@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accessreq.errors import NotAllowed, WorkflowError
+from accessreq.errors import NotAllowed, StepUpRequired, WorkflowError
 from accessreq.forms import (
     IssuerForm,
     MintTokenForm,
@@ -23,6 +23,7 @@ from accessreq.forms import (
 )
 from accessreq.models import ApiToken, Grant, TokenKind, TrustedIssuer, TrustRule
 from accessreq.selectors import service_accounts_managed_by, service_accounts_visible_to
+from accessreq.services.common import MfaContext
 from accessreq.services.pipelines import (
     issuer_create,
     issuer_update,
@@ -37,6 +38,7 @@ from accessreq.services.tokens import IssuedToken, token_issue, token_revoke, to
 from portal.auth import signed_in_user
 from portal.models import User
 from portal.roles import can_read_audit, is_security_admin
+from portal.services.mfa import mfa_is_fresh, mfa_verify
 
 RECENT_EXCHANGED = 20
 
@@ -105,8 +107,11 @@ def service_accounts(request: HttpRequest) -> HttpResponse:
     return render(request, "accessreq/service_accounts/list.html", context, status=status)
 
 
-def _detail_context(user: User, account: User, **extra: Any) -> dict[str, Any]:
+def _detail_context(
+    request: HttpRequest, user: User, account: User, **extra: Any
+) -> dict[str, Any]:
     now = timezone.now()
+    need_code = not mfa_is_fresh(request)  # minting and rotating then ask for a code inline
     tokens = ApiToken.objects.filter(service_account=account).for_listing()
     minted = list(tokens.filter(kind=TokenKind.MINTED)[:100])
     exchanged = list(tokens.filter(kind=TokenKind.EXCHANGED)[:RECENT_EXCHANGED])
@@ -131,7 +136,8 @@ def _detail_context(user: User, account: User, **extra: Any) -> dict[str, Any]:
         "owners_form": OwnersForm(
             initial={"owners": ", ".join(o.email for o in account.owners.order_by("email"))}
         ),
-        "mint_form": MintTokenForm(),
+        "mint_form": MintTokenForm(need_code=need_code),
+        "need_code": need_code,
         "rule_form": TrustRuleForm(),
         "now": now,
         **extra,
@@ -142,7 +148,9 @@ def _detail_context(user: User, account: User, **extra: Any) -> dict[str, Any]:
 def service_account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
     user = signed_in_user(request)
     account = _account(user, account_id)
-    return render(request, "accessreq/service_accounts/detail.html", _detail_context(user, account))
+    return render(
+        request, "accessreq/service_accounts/detail.html", _detail_context(request, user, account)
+    )
 
 
 def _show_secret(
@@ -158,29 +166,45 @@ def _show_secret(
     return response
 
 
+def _step_up(request: HttpRequest, user: User, code: str) -> str:
+    """Check an inline authenticator code, if one was typed; the error to show, or ""."""
+    if not code:
+        return ""
+    result = mfa_verify(request=request, user=user, code=code)
+    return "" if result.ok else result.error
+
+
 @require_POST
 def token_mint(request: HttpRequest, account_id: int) -> HttpResponse:
     user = signed_in_user(request)
     account = _account(user, account_id)
-    form = MintTokenForm(request.POST)
-    if not form.is_valid():
-        context = _detail_context(user, account, mint_form=form)
-        return render(request, "accessreq/service_accounts/detail.html", context, status=400)
-    try:
-        issued = token_issue(
-            actor=user,
-            service_account=account,
-            kind=TokenKind.MINTED,
-            name=form.cleaned_data["name"],
-            lifetime_days=form.cleaned_data["lifetime_days"],
-            http=request,
-        )
-    except NotAllowed:
-        raise Http404("No such service account.") from None
-    except WorkflowError as error:
-        messages.error(request, str(error))
-        return redirect("service_account_detail", account.pk)
-    return _show_secret(request, account, issued, "minted")
+    form = MintTokenForm(request.POST, need_code=not mfa_is_fresh(request))
+    if form.is_valid():
+        error = _step_up(request, user, form.cleaned_data["code"])
+        if error:
+            form.add_error("code", error)
+    if form.is_valid():
+        try:
+            issued = token_issue(
+                actor=user,
+                service_account=account,
+                kind=TokenKind.MINTED,
+                name=form.cleaned_data["name"],
+                lifetime_days=form.cleaned_data["lifetime_days"],
+                mfa=MfaContext.from_request(request),
+                http=request,
+            )
+        except NotAllowed:
+            raise Http404("No such service account.") from None
+        except StepUpRequired as error:
+            form.add_error("code", str(error))
+        except WorkflowError as error:
+            messages.error(request, str(error))
+            return redirect("service_account_detail", account.pk)
+        else:
+            return _show_secret(request, account, issued, "minted")
+    context = _detail_context(request, user, account, mint_form=form)
+    return render(request, "accessreq/service_accounts/detail.html", context, status=400)
 
 
 def _account_token(user: User, account_id: int, token_id: int) -> tuple[User, ApiToken]:
@@ -212,11 +236,17 @@ def token_revoke_page(request: HttpRequest, account_id: int, token_id: int) -> H
 def token_rotate_page(request: HttpRequest, account_id: int, token_id: int) -> HttpResponse:
     user = signed_in_user(request)
     account, token = _account_token(user, account_id, token_id)
+    error = _step_up(request, user, request.POST.get("code", "").strip()[:20])
+    if error:
+        messages.error(request, f"{token.prefix}… was not rotated: {error}")
+        return redirect("service_account_detail", account.pk)
     try:
-        issued = token_rotate(actor=user, token_id=token.pk, http=request)
+        issued = token_rotate(
+            actor=user, token_id=token.pk, mfa=MfaContext.from_request(request), http=request
+        )
     except NotAllowed:
         raise Http404("No such token.") from None
-    except WorkflowError as error:
+    except WorkflowError as error:  # StepUpRequired included: the rows then ask for a code
         messages.error(request, str(error))
         return redirect("service_account_detail", account.pk)
     return _show_secret(request, account, issued, "rotated")
@@ -228,7 +258,7 @@ def trust_rule_add(request: HttpRequest, account_id: int) -> HttpResponse:
     account = _account(user, account_id)
     form = TrustRuleForm(request.POST)
     if not form.is_valid():
-        context = _detail_context(user, account, rule_form=form)
+        context = _detail_context(request, user, account, rule_form=form)
         return render(request, "accessreq/service_accounts/detail.html", context, status=400)
     data = form.cleaned_data
     try:
@@ -338,7 +368,7 @@ def service_account_owners(request: HttpRequest, account_id: int) -> HttpRespons
     account = _account(user, account_id)
     form = OwnersForm(request.POST)
     if not form.is_valid():
-        context = _detail_context(user, account, owners_form=form)
+        context = _detail_context(request, user, account, owners_form=form)
         return render(request, "accessreq/service_accounts/detail.html", context, status=400)
     try:
         service_account_set_owners(

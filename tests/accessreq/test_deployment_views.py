@@ -18,7 +18,7 @@ from accessreq.services.tokens import token_issue
 from audit.models import AuditEvent
 from portal.models import TOTPDevice, User
 from tests.accessreq.api.conftest import make_service_account
-from tests.accessreq.workflow_helpers import direct_grant, make_entitlement, make_policy
+from tests.accessreq.workflow_helpers import FRESH, direct_grant, make_entitlement, make_policy
 from tests.conftest import current_code
 from tests.factories import UserFactory
 
@@ -38,7 +38,9 @@ def setup(owner: User, releaser: User) -> dict[str, Any]:
     )
     account = make_service_account("payments-deployer", owner)
     direct_grant(account, entitlement)
-    token = token_issue(actor=owner, service_account=account, kind="minted", name="deploys").token
+    token = token_issue(
+        actor=owner, service_account=account, kind="minted", name="deploys", mfa=FRESH
+    ).token
     return {"entitlement": entitlement, "account": account, "token": token}
 
 

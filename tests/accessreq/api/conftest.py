@@ -21,7 +21,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from accessreq.models import ClaimFormat, Entitlement, TrustedIssuer, TrustRule
 from accessreq.services.tokens import IssuedToken, token_issue
 from portal.models import User
-from tests.accessreq.workflow_helpers import direct_grant, make_entitlement
+from tests.accessreq.workflow_helpers import FRESH, direct_grant, make_entitlement
 from tests.factories import UserFactory
 
 AUDIENCE = "gatehouse"
@@ -218,6 +218,7 @@ def minted(pipeline: Pipeline, **kw: Any) -> IssuedToken:
         service_account=pipeline.account,
         kind="minted",
         name=kw.pop("name", "nightly-deploy"),
+        mfa=kw.pop("mfa", FRESH),
         **kw,
     )
 

@@ -3,6 +3,7 @@ rules; security admins see and revoke all; auditors read; everyone else gets 404
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -11,8 +12,9 @@ from django.test import Client
 from accessreq.models import ApiToken, TrustedIssuer, TrustRule
 from accessreq.services.tokens import token_digest
 from audit.models import AuditEvent
-from portal.models import User
+from portal.models import TOTPDevice, User
 from tests.accessreq.api.conftest import Pipeline, api_get, make_service_account, minted
+from tests.conftest import current_code
 
 Verified = Callable[[User], Client]
 
@@ -122,6 +124,64 @@ def test_owner_rotates_and_the_old_secret_stops_working(
     assert last_event().action == "api.token.rotated"
     assert api_get(Client(), "/api/v1/me", token=old.secret).status_code == 401
     assert api_get(Client(), "/api/v1/me", token=new_secret).status_code == 200
+
+
+def stale(client: Client) -> Client:
+    """The session's second factor was verified an hour ago: enough to browse, not to mint."""
+    session = client.session
+    session["mfa_verified_at"] = time.time() - 3600
+    session.save()
+    return client
+
+
+def test_minting_after_a_stale_second_factor_asks_for_a_code(
+    pipeline: Pipeline, verified_client: Verified
+) -> None:
+    client = stale(verified_client(pipeline.owner))
+    page = client.get(detail_url(pipeline)).content.decode()
+    assert 'name="code"' in page and "Authenticator code" in page
+
+    body = {"name": "nightly-deploy", "lifetime_days": 7}
+    refused = client.post(f"{detail_url(pipeline)}tokens/", body)
+    assert refused.status_code == 400
+    assert "minting a long-lived token needs a fresh second factor" in refused.content.decode()
+    assert not ApiToken.objects.exists()
+    assert not AuditEvent.objects.filter(action="api.token.minted").exists()
+
+    device = TOTPDevice.objects.get(user=pipeline.owner)
+    minted_page = client.post(
+        f"{detail_url(pipeline)}tokens/", {**body, "code": current_code(device)}
+    )
+    assert minted_page.status_code == 200
+    assert ApiToken.objects.get().name == "nightly-deploy"
+    event = last_event()
+    assert event.action == "api.token.minted"
+    assert event.mfa_method == "totp" and event.mfa_age_seconds is not None
+    assert event.mfa_age_seconds < 60
+
+    # A wrong code mints nothing (the session counts as fresh again, so make it stale first).
+    wrong = stale(client).post(f"{detail_url(pipeline)}tokens/", {**body, "code": "000000"})
+    assert wrong.status_code == 400
+    assert ApiToken.objects.count() == 1
+
+
+def test_rotating_after_a_stale_second_factor_needs_a_code(
+    pipeline: Pipeline, verified_client: Verified
+) -> None:
+    old = minted(pipeline)
+    client = stale(verified_client(pipeline.owner))
+    url = f"{detail_url(pipeline)}tokens/{old.token.pk}/rotate/"
+    refused = client.post(url, follow=True)
+    assert "Rotating a long-lived token needs a fresh second factor" in refused.content.decode()
+    assert f'id="rotate-code-{old.token.pk}"' in refused.content.decode()
+    assert api_get(Client(), "/api/v1/me", token=old.secret).status_code == 200
+    assert ApiToken.objects.count() == 1
+
+    device = TOTPDevice.objects.get(user=pipeline.owner)
+    rotated = client.post(url, {"code": current_code(device)})
+    assert rotated.status_code == 200
+    assert last_event().action == "api.token.rotated"
+    assert api_get(Client(), "/api/v1/me", token=old.secret).status_code == 401
 
 
 def test_owner_revokes_with_a_reason(pipeline: Pipeline, verified_client: Verified) -> None:

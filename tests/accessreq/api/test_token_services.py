@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from accessreq.errors import NotAllowed, WorkflowError
+from accessreq.errors import NotAllowed, StepUpRequired, WorkflowError
 from accessreq.models import ApiToken
 from accessreq.services.tokens import (
     token_digest,
@@ -22,6 +22,7 @@ from accessreq.services.tokens import (
 from audit.models import AuditEvent
 from portal.models import User
 from tests.accessreq.api.conftest import Pipeline, api_get, minted
+from tests.accessreq.workflow_helpers import FRESH, STALE
 
 
 def test_minted_token_is_stored_as_a_digest_and_audited_without_it(pipeline: Pipeline) -> None:
@@ -48,18 +49,20 @@ def test_lifetime_is_capped_by_the_setting(pipeline: Pipeline, settings: Any) ->
 def test_only_owners_mint(pipeline: Pipeline, outsider: User, security_admin: User) -> None:
     for person in (outsider, security_admin):
         with pytest.raises(NotAllowed):
-            token_issue(actor=person, service_account=pipeline.account, kind="minted", name="x")
+            token_issue(
+                actor=person, service_account=pipeline.account, kind="minted", name="x", mfa=FRESH
+            )
     assert not ApiToken.objects.exists()
 
 
 def test_no_tokens_for_people(owner: User) -> None:
     with pytest.raises(WorkflowError):
-        token_issue(actor=owner, service_account=owner, kind="minted", name="x")
+        token_issue(actor=owner, service_account=owner, kind="minted", name="x", mfa=FRESH)
 
 
 def test_rotation_replaces_the_secret_and_revokes_the_old_one(pipeline: Pipeline) -> None:
     old = minted(pipeline, lifetime_days=20)
-    new = token_rotate(actor=pipeline.owner, token_id=old.token.pk)
+    new = token_rotate(actor=pipeline.owner, token_id=old.token.pk, mfa=FRESH)
 
     assert new.secret != old.secret
     assert new.token.name == old.token.name
@@ -72,7 +75,7 @@ def test_rotation_replaces_the_secret_and_revokes_the_old_one(pipeline: Pipeline
     event = AuditEvent.objects.get(sequence=new.audit_event_id)
     assert event.action == "api.token.rotated" and event.data["old_token_id"] == old.token.pk
     with pytest.raises(WorkflowError):
-        token_rotate(actor=pipeline.owner, token_id=old.token.pk)
+        token_rotate(actor=pipeline.owner, token_id=old.token.pk, mfa=FRESH)
 
 
 def test_outsiders_cannot_revoke_or_rotate(pipeline: Pipeline, outsider: User) -> None:
@@ -80,7 +83,7 @@ def test_outsiders_cannot_revoke_or_rotate(pipeline: Pipeline, outsider: User) -
     with pytest.raises(NotAllowed):
         token_revoke(actor=outsider, token_id=issued.token.pk)
     with pytest.raises(NotAllowed):
-        token_rotate(actor=outsider, token_id=issued.token.pk)
+        token_rotate(actor=outsider, token_id=issued.token.pk, mfa=FRESH)
 
 
 def test_security_admins_revoke_any_token(pipeline: Pipeline, security_admin: User) -> None:
@@ -124,3 +127,20 @@ def test_revoked_tokens_get_no_reminder(pipeline: Pipeline) -> None:
     _expiring_in(issued, timedelta(days=2))
     token_revoke(actor=pipeline.owner, token_id=issued.token.pk)
     assert token_expiry_reminders_send() == 0
+
+
+def test_minting_and_rotating_need_a_fresh_second_factor(pipeline: Pipeline) -> None:
+    with pytest.raises(StepUpRequired, match="fresh second factor"):
+        token_issue(
+            actor=pipeline.owner,
+            service_account=pipeline.account,
+            kind="minted",
+            name="nightly",
+            mfa=STALE,
+        )
+    assert not ApiToken.objects.exists()
+    issued = minted(pipeline)
+    with pytest.raises(StepUpRequired, match="fresh second factor"):
+        token_rotate(actor=pipeline.owner, token_id=issued.token.pk, mfa=STALE)
+    assert ApiToken.objects.get().revoked_at is None
+    assert not AuditEvent.objects.filter(action="api.token.rotated").exists()

@@ -7,6 +7,7 @@ from django.test import Client
 from accessreq.services.tokens import token_issue
 from audit.models import AuditEvent
 from tests.accessreq.api.conftest import Pipeline, api_get, api_post, make_service_account, minted
+from tests.accessreq.workflow_helpers import FRESH
 
 
 def test_an_account_lists_its_tokens_without_secrets(pipeline: Pipeline) -> None:
@@ -22,7 +23,9 @@ def test_an_account_lists_its_tokens_without_secrets(pipeline: Pipeline) -> None
 
 def test_another_accounts_token_is_404(pipeline: Pipeline) -> None:
     other = make_service_account("reporting-bot", pipeline.owner)
-    theirs = token_issue(actor=pipeline.owner, service_account=other, kind="minted", name="reports")
+    theirs = token_issue(
+        actor=pipeline.owner, service_account=other, kind="minted", name="reports", mfa=FRESH
+    )
     mine = minted(pipeline)
 
     assert (
