@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import Count, Q
+from django.db.models import Count, Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -21,9 +21,18 @@ from accessreq.forms import (
     ServiceAccountForm,
     TrustRuleForm,
 )
-from accessreq.models import ApiToken, Grant, TokenKind, TrustedIssuer, TrustRule
+from accessreq.models import (
+    ApiToken,
+    DeploymentApproval,
+    DeploymentDecision,
+    Grant,
+    TokenKind,
+    TrustedIssuer,
+    TrustRule,
+)
 from accessreq.selectors import service_accounts_managed_by, service_accounts_visible_to
 from accessreq.services.common import MfaContext
+from accessreq.services.deployments import deployment_state_now
 from accessreq.services.pipelines import (
     issuer_create,
     issuer_update,
@@ -41,6 +50,7 @@ from portal.roles import can_read_audit, is_security_admin
 from portal.services.mfa import mfa_is_fresh, mfa_verify
 
 RECENT_EXCHANGED = 20
+RECENT_DEPLOYMENTS = 20
 
 
 def _account(user: User, account_id: int) -> User:
@@ -117,9 +127,26 @@ def _detail_context(
     exchanged = list(tokens.filter(kind=TokenKind.EXCHANGED)[:RECENT_EXCHANGED])
     for token in minted + exchanged:
         token.state = token.state_at(now)  # type: ignore[attr-defined]
+    deployments = list(
+        DeploymentApproval.objects.of_account(account)
+        .for_listing()
+        .prefetch_related(
+            Prefetch(
+                "decisions",
+                queryset=DeploymentDecision.objects.select_related("approver").order_by(
+                    "stage", "decided_at"
+                ),
+            )
+        )
+        .order_by("-created_at", "-pk")[:RECENT_DEPLOYMENTS]
+    )
+    for deployment in deployments:
+        deployment.state_now = deployment_state_now(deployment, now)  # type: ignore[attr-defined]
     owns = service_accounts_managed_by(user).filter(pk=account.pk).exists()
     admin = is_security_admin(user) and user.is_active
     return {
+        "deployments": deployments,
+        "recent_deployments": RECENT_DEPLOYMENTS,
         "account": account,
         "owners": list(account.owners.order_by("display_name")),
         "grants": list(

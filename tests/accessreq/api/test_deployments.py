@@ -200,6 +200,39 @@ def test_nobody_to_approve_is_409(pipeline: Pipeline) -> None:
     assert response.json()["error"]["code"] == "no_approvers"
 
 
+def test_the_service_account_page_lists_its_deployments_with_state_and_approvers(
+    deploy: Pipeline, releaser: User, owner: User, verified_client: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    token = minted(deploy).secret
+    first = open_deployment(deploy, token).json()["deployment"]["id"]
+    other = make_service_account("ledger-deployer", owner)
+    direct_grant(other, deploy.entitlement)
+    other_pipeline = Pipeline(other, owner, deploy.entitlement, deploy.rule)
+    hidden = open_deployment(other_pipeline, minted(other_pipeline).secret, commit_sha="b" * 40)
+    assert hidden.status_code == 201
+    client = verified_client(deploy.owner)
+    page_url = f"/service-accounts/{deploy.account.pk}/"
+
+    page = client.get(page_url).content.decode()
+    assert SHA[:12] in page and "b" * 12 not in page  # only this account's
+    assert "Pending" in page and "stage 1 of 1" in page and "nobody yet" in page
+
+    deployment_approve(actor=releaser, deployment_id=first, comment="ok", mfa=FRESH)
+    for n in range(3):  # more rows cost no more queries
+        open_deployment(deploy, token, commit_sha=f"{n}" * 40)
+    with CaptureQueriesContext(connection) as few:
+        client.get(page_url)
+    for n in range(3, 9):
+        open_deployment(deploy, token, commit_sha=f"{n}" * 40)
+    with CaptureQueriesContext(connection) as many:
+        page = client.get(page_url).content.decode()
+    assert "Approved" in page and "Rita Releaser" in page
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
 def test_another_accounts_deployment_is_404(deploy: Pipeline, owner: User) -> None:
     created = open_deployment(deploy, minted(deploy).secret).json()["deployment"]
     other = make_service_account("ledger-deployer", owner)
