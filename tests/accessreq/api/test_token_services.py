@@ -144,3 +144,37 @@ def test_minting_and_rotating_need_a_fresh_second_factor(pipeline: Pipeline) -> 
         token_rotate(actor=pipeline.owner, token_id=issued.token.pk, mfa=STALE)
     assert ApiToken.objects.get().revoked_at is None
     assert not AuditEvent.objects.filter(action="api.token.rotated").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revoking_and_rotating_one_token_at_once_has_one_winner(pipeline: Pipeline) -> None:
+    """Four threads with their own connections revoke and rotate the same token together: the
+    row lock lets one through; the others get a WorkflowError, and nothing is done twice."""
+    from functools import partial
+
+    from tests.accessreq.workflow_helpers import run_together
+
+    issued = minted(pipeline)
+    revoke = partial(token_revoke, actor=pipeline.owner, token_id=issued.token.pk, reason="leak")
+    rotate = partial(token_rotate, actor=pipeline.owner, token_id=issued.token.pk, mfa=FRESH)
+    outcomes = run_together([revoke, rotate, rotate, revoke])
+
+    unexpected = [o.error for o in outcomes if o.error and not isinstance(o.error, WorkflowError)]
+    assert not unexpected, unexpected
+    winners = [o for o in outcomes if o.error is None]
+    assert len(winners) == 1
+    old = ApiToken.objects.get(pk=issued.token.pk)
+    assert old.revoked_at is not None
+    actions = list(
+        AuditEvent.objects.filter(
+            action__in=["api.token.revoked", "api.token.rotated"]
+        ).values_list("action", flat=True)
+    )
+    assert len(actions) == 1
+    live = ApiToken.objects.filter(revoked_at__isnull=True)
+    if actions == ["api.token.rotated"]:
+        assert old.revoke_reason == "rotated" and live.count() == 1
+        assert live.get().rotated_from_id == old.pk
+    else:
+        assert old.revoke_reason == "leak" and not live.exists()
+    assert api_get(Client(), "/api/v1/me", token=issued.secret).status_code == 401
