@@ -6,10 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.utils import timezone
 
 from accessreq.deployment_states import DeploymentState
-from accessreq.models import DeploymentApproval, DeploymentAssignment, DeploymentDecision
+from accessreq.models import (
+    Delegation,
+    DeploymentApproval,
+    DeploymentAssignment,
+    DeploymentDecision,
+)
 from accessreq.models.deployments import DeploymentQuerySet
 from accessreq.services.deployments import deployment_requires_step_up
 from portal.models import User
@@ -17,13 +23,28 @@ from portal.models import User
 SHOWN = 50
 
 
+def _delegators(user: Any) -> Any:
+    return Delegation.objects.in_force(timezone.now()).filter(delegate=user).values("delegator")
+
+
 def deployments_waiting(*, user: Any) -> DeploymentQuerySet:
-    """Pending deployments whose current stage is assigned to ``user``, oldest first; never one
-    of a service account they own, never one they already decided."""
-    assigned = DeploymentAssignment.objects.filter(
-        deployment=OuterRef("pk"), stage=OuterRef("current_stage"), principal=user
+    """Pending deployments whose current stage is assigned to ``user`` or to someone they stand
+    in for by a delegation in force, oldest first; never one of a service account they own,
+    never one they (or the person they would stand in for) already decided."""
+    # As in deciding_principal: nobody acts for someone who decided or was stood in for.
+    principal_used = DeploymentDecision.objects.filter(deployment=OuterRef("deployment")).filter(
+        Q(approver=OuterRef("principal")) | Q(on_behalf_of=OuterRef("principal"))
     )
-    decided = DeploymentDecision.objects.filter(deployment=OuterRef("pk"), approver=user)
+    assigned = (
+        DeploymentAssignment.objects.filter(
+            deployment=OuterRef("pk"), stage=OuterRef("current_stage")
+        )
+        .filter(Q(principal=user) | Q(principal__in=_delegators(user)))
+        .exclude(Exists(principal_used))
+    )
+    decided = DeploymentDecision.objects.filter(deployment=OuterRef("pk")).filter(
+        Q(approver=user) | Q(on_behalf_of=user)
+    )
     return (
         DeploymentApproval.objects.filter(state=DeploymentState.PENDING)
         .exclude(service_account=user)
@@ -43,6 +64,7 @@ class DeploymentRow:
     owners: list[User]
     needs_step_up: bool
     show_code: bool
+    on_behalf_of: User | None = None  # the assigned approver ``user`` stands in for
 
     @property
     def checks(self) -> list[tuple[str, str, bool]]:
@@ -63,6 +85,21 @@ def deployment_rows(*, user: User, fresh: bool) -> list[DeploymentRow]:
             "decisions",
         )[:SHOWN]
     )
+    # Where the stage is not assigned to the user, whom they stand in for (one query).
+    current = {d.pk: d.current_stage for d in waiting}
+    stood_in: dict[int, User] = {}
+    for assignment in (
+        DeploymentAssignment.objects.filter(deployment__in=current, principal__in=_delegators(user))
+        .select_related("principal")
+        .order_by("principal__display_name")
+    ):
+        if assignment.stage == current[assignment.deployment_id]:
+            stood_in.setdefault(assignment.deployment_id, assignment.principal)
+    direct = set(
+        DeploymentAssignment.objects.filter(deployment__in=current, principal=user).values_list(
+            "deployment", "stage"
+        )
+    )
     rows = []
     for deployment in waiting:
         stage = deployment.stage(deployment.current_stage) or {"rule_label": "", "quorum": 1}
@@ -79,6 +116,9 @@ def deployment_rows(*, user: User, fresh: bool) -> list[DeploymentRow]:
                 owners=list(deployment.service_account.owners.all()),
                 needs_step_up=step_up,
                 show_code=step_up and not fresh,
+                on_behalf_of=None
+                if (deployment.pk, deployment.current_stage) in direct
+                else stood_in.get(deployment.pk),
             )
         )
     return rows

@@ -201,6 +201,14 @@ class DeploymentDecision(models.Model):
     approver = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deployment_decisions"
     )
+    # Set when ``approver`` decided as a delegate of this assigned approver.
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deployment_decisions_delegated",
+    )
     decision = models.CharField(max_length=7, choices=[("approve", "Approved"), ("deny", "Denied")])
     comment = models.TextField(blank=True)
     mfa_method = models.CharField(max_length=20, blank=True)

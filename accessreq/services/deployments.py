@@ -32,6 +32,7 @@ from accessreq.errors import NotAllowed, StepUpRequired, WorkflowError
 from accessreq.models import (
     ApiToken,
     AssignmentReason,
+    Delegation,
     DeploymentApproval,
     DeploymentAssignment,
     DeploymentDecision,
@@ -41,7 +42,7 @@ from accessreq.models import (
 from accessreq.policy import STEP_UP_TIERS, conflicted, security_admins, stage_approvers, stages_for
 from accessreq.selectors import holds_scope
 from accessreq.services.common import MfaContext, now
-from accessreq.services.notifications import notify
+from accessreq.services.notifications import notify_with_delegates
 from audit.services import record
 from portal import sql
 from portal.models import User
@@ -337,7 +338,13 @@ def _summary(deployment: DeploymentApproval) -> dict[str, Any]:
 
 
 def _principals_used(deployment: DeploymentApproval) -> set[int]:
-    return set(deployment.decisions.values_list("approver", flat=True))
+    """Who decided, and whom delegates decided for: neither decides this deployment again."""
+    used: set[int] = set()
+    for approver, on_behalf_of in deployment.decisions.values_list("approver", "on_behalf_of"):
+        used.add(approver)
+        if on_behalf_of is not None:
+            used.add(on_behalf_of)
+    return used
 
 
 def _open_stage(deployment: DeploymentApproval, position: int, *, at: Any) -> None:
@@ -365,7 +372,7 @@ def _open_stage(deployment: DeploymentApproval, position: int, *, at: Any) -> No
         DeploymentAssignment,
     )
     for person in people:
-        notify(
+        notify_with_delegates(
             key=f"deployment:{deployment.pk}:stage:{position}:principal:{person.pk}",
             recipient=person,
             subject=f"Deployment approval needed: {deployment.system} to {deployment.environment}",
@@ -398,25 +405,45 @@ def deployment_requires_step_up(deployment: DeploymentApproval) -> bool:
     return bool(stage.get("step_up")) or deployment.environment.risk_tier in STEP_UP_TIERS
 
 
-def deciding_principal(deployment: DeploymentApproval, actor: User) -> bool:
-    """May ``actor`` decide the deployment's current stage? (Assigned, not conflicted, not
-    yet decided at any stage.)"""
+def deciding_principal(deployment: DeploymentApproval, actor: User) -> User | None:
+    """Whom ``actor`` would decide the current stage for: themself if assigned, else an
+    assigned approver they stand in for by a delegation in force (the same rule as for access
+    requests); ``None`` if they may not decide it. Nobody decides a deployment twice, for
+    themself or for someone else, and the account's owners never do."""
     if not actor.is_active or actor.kind != User.Kind.HUMAN:
-        return False
+        return None
     account = deployment.service_account
-    if actor.pk in conflicted(account, account) or actor.pk in _principals_used(deployment):
-        return False
-    return deployment.assignments.filter(stage=deployment.current_stage, principal=actor).exists()
+    excluded = conflicted(account, account)
+    used = _principals_used(deployment)
+    if actor.pk in excluded or actor.pk in used:
+        return None
+    assigned = set(
+        deployment.assignments.filter(stage=deployment.current_stage).values_list(
+            "principal", flat=True
+        )
+    )
+    if actor.pk in assigned:
+        return actor
+    delegation = (
+        Delegation.objects.in_force(now())
+        .filter(delegate=actor, delegator__in=assigned - used - excluded)
+        .select_related("delegator")
+        .order_by("delegator__display_name")
+        .first()
+    )
+    return delegation.delegator if delegation else None
 
 
 def _decide_checks(
     deployment: DeploymentApproval, actor: User, mfa: MfaContext, *, approving: bool
-) -> dict[str, Any]:
+) -> tuple[User, dict[str, Any]]:
+    """The principal ``actor`` decides for (themself or whom they stand in for) and the stage."""
     if deployment.state != DeploymentState.PENDING:
         if deployment.assignments.filter(principal=actor).exists():
             raise WorkflowError(f"This deployment is no longer pending: it is {deployment.state}.")
         raise NotAllowed("No such deployment.")
-    if not deciding_principal(deployment, actor):
+    principal = deciding_principal(deployment, actor)
+    if principal is None:
         raise NotAllowed("This deployment is not waiting for you.")
     if deployment.timeout_at <= now():
         raise WorkflowError("This deployment approval waited too long and has expired.")
@@ -426,7 +453,7 @@ def _decide_checks(
         )
     stage = deployment.stage(deployment.current_stage)
     assert stage is not None
-    return stage
+    return principal, stage
 
 
 def _approvers(deployment: DeploymentApproval) -> list[dict[str, Any]]:
@@ -439,9 +466,19 @@ def _approvers(deployment: DeploymentApproval) -> list[dict[str, Any]]:
             "decided_at": d.decided_at.isoformat(),
             "mfa_method": d.mfa_method,
             "mfa_age_seconds": d.mfa_age_seconds,
+            **({"on_behalf_of": str(d.on_behalf_of)} if d.on_behalf_of_id else {}),
         }
-        for d in deployment.decisions.select_related("approver").order_by("stage", "decided_at")
+        for d in deployment.decisions.select_related("approver", "on_behalf_of").order_by(
+            "stage", "decided_at"
+        )
     ]
+
+
+def _on_behalf(principal: User, actor: User) -> dict[str, Any]:
+    """What the ledger says of a delegate's decision: for whom."""
+    if principal.pk == actor.pk:
+        return {}
+    return {"on_behalf_of_id": principal.pk, "on_behalf_of": str(principal)}
 
 
 def _move(
@@ -485,12 +522,13 @@ def deployment_approve(
     deployment is approved, valid for its commit for ``DEPLOYMENT_APPROVAL_MINUTES``."""
     mfa = mfa or MfaContext.from_request(http)
     deployment = _lock(deployment_id)
-    stage = _decide_checks(deployment, actor, mfa, approving=True)
+    principal, stage = _decide_checks(deployment, actor, mfa, approving=True)
     clock = now()
     DeploymentDecision.objects.create(
         deployment=deployment,
         stage=stage["position"],
         approver=actor,
+        on_behalf_of=principal if principal.pk != actor.pk else None,
         decision="approve",
         comment=comment.strip(),
         mfa_method=mfa.method,
@@ -511,6 +549,7 @@ def deployment_approve(
             "quorum": stage["quorum"],
             "stage_complete": complete,
             "comment": comment.strip(),
+            **_on_behalf(principal, actor),
             **mfa.as_data(),
         },
         request=http,
@@ -548,7 +587,7 @@ def deployment_deny(
     mfa = mfa or MfaContext.from_request(http)
     comment = comment.strip()
     deployment = _lock(deployment_id)
-    stage = _decide_checks(deployment, actor, mfa, approving=False)
+    principal, stage = _decide_checks(deployment, actor, mfa, approving=False)
     if not comment:
         raise WorkflowError("Say why you deny the deployment; the pipeline shows your comment.")
     clock = now()
@@ -556,6 +595,7 @@ def deployment_deny(
         deployment=deployment,
         stage=stage["position"],
         approver=actor,
+        on_behalf_of=principal if principal.pk != actor.pk else None,
         decision="deny",
         comment=comment,
         mfa_method=mfa.method,
@@ -571,6 +611,7 @@ def deployment_deny(
             "stage": stage["position"],
             "comment": comment,
             "approvers": _approvers(deployment),
+            **_on_behalf(principal, actor),
             **mfa.as_data(),
         },
         http=http,

@@ -133,9 +133,9 @@ def _detail_context(
         .prefetch_related(
             Prefetch(
                 "decisions",
-                queryset=DeploymentDecision.objects.select_related("approver").order_by(
-                    "stage", "decided_at"
-                ),
+                queryset=DeploymentDecision.objects.select_related(
+                    "approver", "on_behalf_of"
+                ).order_by("stage", "decided_at"),
             )
         )
         .order_by("-created_at", "-pk")[:RECENT_DEPLOYMENTS]

@@ -404,3 +404,63 @@ def test_the_decision_is_posted_signed_to_the_callback(
         assert payload["deployment"]["comment"] == "Freeze week"
     stored = DeploymentApproval.objects.get()
     assert stored.callback_delivered_at is not None and stored.callback_attempts == 2
+
+
+def test_a_delegate_decides_for_the_approver_away_and_nobody_decides_twice(
+    deploy: Pipeline, releaser: User
+) -> None:
+    """Two system owners must approve; Rita is away and Dev stands in for her. Dev sees the
+    deployment (marked for Rita) and gets her email; his approval counts for Rita, who cannot
+    then approve as well; the ledger names both; the second owner completes it."""
+    from accessreq.deployment_inbox import deployment_rows
+    from accessreq.models import Notification
+    from accessreq.services.common import now
+    from accessreq.services.delegation import delegation_cancel, delegation_create
+
+    second = UserFactory(display_name="Sam Second", email="sam@example.com")
+    dev = UserFactory(display_name="Dev Delegate", email="dev@example.com")
+    entitlement = deploy.entitlement
+    entitlement.policy = make_policy("Two owners", (ApproverRule.SYSTEM_OWNER, 2, True))
+    entitlement.save()
+    entitlement.system.owners.add(second)
+    clock = now()
+    away = delegation_create(
+        actor=releaser, delegate=dev, starts_at=clock, ends_at=clock + timedelta(days=3)
+    )
+
+    deployment_id = open_deployment(deploy, minted(deploy).secret).json()["deployment"]["id"]
+    emailed = Notification.objects.filter(key__startswith=f"deployment:{deployment_id}:")
+    assert set(emailed.values_list("recipient__email", flat=True)) == {
+        "rita@example.com",
+        "sam@example.com",
+        "dev@example.com",
+    }
+    (row,) = deployment_rows(user=dev, fresh=True)
+    assert row.deployment.pk == deployment_id and row.on_behalf_of == releaser
+    assert deployment_rows(user=releaser, fresh=True)[0].on_behalf_of is None
+
+    deployment_approve(actor=dev, deployment_id=deployment_id, comment="for Rita", mfa=FRESH)
+    decision = DeploymentApproval.objects.get(pk=deployment_id).decisions.get()
+    assert decision.approver == dev and decision.on_behalf_of == releaser
+    given = AuditEvent.objects.filter(action="deployment.approval_given").get()
+    assert given.actor_id == dev.pk and given.data["on_behalf_of_id"] == releaser.pk
+    with pytest.raises(NotAllowed):  # Rita was stood in for at this deployment
+        deployment_approve(actor=releaser, deployment_id=deployment_id, mfa=FRESH)
+    assert not deployment_rows(user=releaser, fresh=True)
+    assert not deployment_rows(user=dev, fresh=True)
+
+    deployment_approve(actor=second, deployment_id=deployment_id, mfa=FRESH)
+    approved = DeploymentApproval.objects.get(pk=deployment_id)
+    assert approved.state == "approved"
+    names = {
+        a["name"]: a.get("on_behalf_of")
+        for a in AuditEvent.objects.get(action="deployment.approved").data["approvers"]
+    }
+    assert names == {"Dev Delegate": "Rita Releaser", "Sam Second": None}
+
+    # Once the delegation ends, the delegate sees nothing and may not decide.
+    delegation_cancel(actor=releaser, delegation_id=away.pk)
+    later = open_deployment(deploy, minted(deploy).secret, commit_sha="e" * 40).json()
+    assert not deployment_rows(user=dev, fresh=True)
+    with pytest.raises(NotAllowed):
+        deployment_approve(actor=dev, deployment_id=later["deployment"]["id"], mfa=FRESH)
