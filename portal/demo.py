@@ -141,6 +141,11 @@ ENVIRONMENTS = (
     ("prod-pci", RiskTier.CRITICAL),
 )
 _TICKET_ENVIRONMENTS = {"prod", "prod-pci"}
+# Pipelines need an approved deployment of the exact commit to deploy there.
+_DEPLOYMENT_APPROVAL_ENVIRONMENTS = {"prod", "prod-pci"}
+# (name, owners): service accounts for the Pipelines pages, e.g. payments-service's release
+# pipeline. They hold nothing until an owner requests access for them, as in a real rollout.
+SERVICE_ACCOUNTS = (("payments-deployer", ("Olivia Brandt", "Tobias Reinholt")),)
 
 
 @dataclass(frozen=True)
@@ -305,7 +310,16 @@ SYSTEMS = (
     ),
 )
 
-COUNTED = ("teams", "people", "scopes", "environments", "systems", "entitlements", "authenticators")
+COUNTED = (
+    "teams",
+    "people",
+    "scopes",
+    "environments",
+    "systems",
+    "entitlements",
+    "service accounts",
+    "authenticators",
+)
 
 
 @dataclass
@@ -324,6 +338,7 @@ def _totals() -> dict[str, int]:
         "environments": Environment.objects.count(),
         "systems": System.objects.count(),
         "entitlements": Entitlement.objects.count(),
+        "service accounts": User.objects.filter(kind=User.Kind.SERVICE).count(),
         "authenticators": TOTPDevice.objects.filter(
             user__email__in=_PERSONA_BY_EMAIL, confirmed=True
         ).count(),
@@ -385,7 +400,12 @@ def demo_seed(*, actor: User) -> SeedResult:
         environments: dict[str, Environment] = {}
         for slug, tier in ENVIRONMENTS:
             environments[slug], new = Environment.objects.get_or_create(
-                slug=slug, defaults={"name": slug, "risk_tier": tier}
+                slug=slug,
+                defaults={
+                    "name": slug,
+                    "risk_tier": tier,
+                    "requires_deployment_approval": slug in _DEPLOYMENT_APPROVAL_ENVIRONMENTS,
+                },
             )
             created["environments"] += new
 
@@ -421,6 +441,19 @@ def demo_seed(*, actor: User) -> SeedResult:
                 if new:
                     entitlement.scopes.add(*(scopes[slug] for slug in ent.scopes))
                     entitlement.owners.add(*owners)
+
+        for name, owner_names in SERVICE_ACCOUNTS:
+            account, new = User.objects.get_or_create(
+                email=f"{name}@service.invalid",
+                defaults={
+                    "display_name": name,
+                    "kind": User.Kind.SERVICE,
+                    "password": make_password(None),  # unusable: it never signs in
+                },
+            )
+            created["service accounts"] += new
+            if new:
+                account.owners.add(*(people[owner] for owner in owner_names))
 
         issued: dict[str, list[str]] = {}
         for persona in PERSONAS:

@@ -21,7 +21,16 @@ VIEWPORTS = {"laptop": (1280, 900), "phone": (390, 844)}
 NAV = {
     "developer": ["Home", "Catalog", "My requests", "My access", "Break-glass", "Docs"],
     "manager": ["Home", "Catalog", "My requests", "My access", "Approvals", "Reviews", "Docs"],
-    "owner": ["Home", "Catalog", "My requests", "My access", "Approvals", "Reviews", "Docs"],
+    "owner": [
+        "Home",
+        "Catalog",
+        "My requests",
+        "My access",
+        "Approvals",
+        "Reviews",
+        "Pipelines",  # owns the demo's payments-deployer
+        "Docs",
+    ],
     "security": [
         "Home",
         "Catalog",
