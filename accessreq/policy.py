@@ -7,6 +7,7 @@ people asked for each stage as :class:`StageAssignment` rows when the stage open
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
@@ -15,6 +16,7 @@ from accessreq.models import (
     ApprovalPolicy,
     ApproverRule,
     AssignmentReason,
+    Delegation,
     Entitlement,
     RiskTier,
 )
@@ -166,3 +168,26 @@ def approval_preview(
             taken.add(people[0].pk)
         preview.append({**stage, "people": people, "fallback": fallback})
     return preview
+
+
+def decides_for(
+    actor: User, *, assigned: set[int], used: set[int], excluded: set[int], at: datetime
+) -> User | None:
+    """Whom ``actor`` decides a stage for, the one rule for requests and deployments: themself
+    if assigned, else an assigned approver they stand in for by a delegation in force at ``at``
+    (the first by name); ``None`` if neither. Nobody in ``excluded`` (conflicted) or ``used``
+    (already decided, or stood in for) decides, for themself or for anyone else."""
+    if not actor.is_active or actor.kind != User.Kind.HUMAN:
+        return None
+    if actor.pk in excluded or actor.pk in used:
+        return None
+    if actor.pk in assigned:
+        return actor
+    delegation = (
+        Delegation.objects.in_force(at)
+        .filter(delegate=actor, delegator__in=assigned - used - excluded)
+        .select_related("delegator")
+        .order_by("delegator__display_name")
+        .first()
+    )
+    return delegation.delegator if delegation else None

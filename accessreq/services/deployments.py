@@ -32,14 +32,20 @@ from accessreq.errors import NotAllowed, StepUpRequired, WorkflowError
 from accessreq.models import (
     ApiToken,
     AssignmentReason,
-    Delegation,
     DeploymentApproval,
     DeploymentAssignment,
     DeploymentDecision,
     Environment,
     Grant,
 )
-from accessreq.policy import STEP_UP_TIERS, conflicted, security_admins, stage_approvers, stages_for
+from accessreq.policy import (
+    STEP_UP_TIERS,
+    conflicted,
+    decides_for,
+    security_admins,
+    stage_approvers,
+    stages_for,
+)
 from accessreq.selectors import holds_scope
 from accessreq.services.common import MfaContext, now
 from accessreq.services.notifications import notify_with_delegates
@@ -406,32 +412,22 @@ def deployment_requires_step_up(deployment: DeploymentApproval) -> bool:
 
 
 def deciding_principal(deployment: DeploymentApproval, actor: User) -> User | None:
-    """Whom ``actor`` would decide the current stage for: themself if assigned, else an
-    assigned approver they stand in for by a delegation in force (the same rule as for access
-    requests); ``None`` if they may not decide it. Nobody decides a deployment twice, for
-    themself or for someone else, and the account's owners never do."""
-    if not actor.is_active or actor.kind != User.Kind.HUMAN:
-        return None
+    """Whom ``actor`` would decide the current stage for (themself, or an assigned approver
+    they stand in for), by the same rule as access requests; ``None`` if they may not. The
+    account's owners never decide."""
     account = deployment.service_account
-    excluded = conflicted(account, account)
-    used = _principals_used(deployment)
-    if actor.pk in excluded or actor.pk in used:
-        return None
     assigned = set(
         deployment.assignments.filter(stage=deployment.current_stage).values_list(
             "principal", flat=True
         )
     )
-    if actor.pk in assigned:
-        return actor
-    delegation = (
-        Delegation.objects.in_force(now())
-        .filter(delegate=actor, delegator__in=assigned - used - excluded)
-        .select_related("delegator")
-        .order_by("delegator__display_name")
-        .first()
+    return decides_for(
+        actor,
+        assigned=assigned,
+        used=_principals_used(deployment),
+        excluded=conflicted(account, account),
+        at=now(),
     )
-    return delegation.delegator if delegation else None
 
 
 def _decide_checks(

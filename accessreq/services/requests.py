@@ -24,7 +24,6 @@ from accessreq.models import (
     AssignmentReason,
     ConflictRule,
     Decision,
-    Delegation,
     Entitlement,
     Grant,
     RequestKind,
@@ -33,6 +32,7 @@ from accessreq.models import (
 from accessreq.policy import (
     STEP_UP_TIERS,
     conflicted,
+    decides_for,
     security_admins,
     stage_approvers,
     stages_for,
@@ -290,30 +290,18 @@ def _lock(request_id: int) -> AccessRequest:
 def deciding_principal(access_request: AccessRequest, actor: User, *, at: datetime) -> User | None:
     """Whom ``actor`` would decide the current stage for: themself if assigned, else the
     assigned approver they stand in for as a delegate; None if they may not decide it."""
-    if not actor.is_active or actor.kind != User.Kind.HUMAN:
-        return None
-    excluded = conflicted(access_request.requester, access_request.beneficiary)
-    if actor.pk in excluded:
-        return None
-    stage = access_request.current_stage
     assigned = set(
-        StageAssignment.objects.filter(request=access_request, stage=stage).values_list(
-            "principal", flat=True
-        )
+        StageAssignment.objects.filter(
+            request=access_request, stage=access_request.current_stage
+        ).values_list("principal", flat=True)
     )
-    used = _principals_used(access_request)
-    if actor.pk in used:
-        return None
-    if actor.pk in assigned:
-        return actor
-    delegations = (
-        Delegation.objects.in_force(at)
-        .filter(delegate=actor, delegator__in=assigned - used - excluded)
-        .select_related("delegator")
-        .order_by("delegator__display_name")
+    return decides_for(
+        actor,
+        assigned=assigned,
+        used=_principals_used(access_request),
+        excluded=conflicted(access_request.requester, access_request.beneficiary),
+        at=at,
     )
-    first = delegations.first()
-    return first.delegator if first else None
 
 
 def requires_step_up(access_request: AccessRequest) -> bool:
