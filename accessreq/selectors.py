@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Now
 
@@ -77,8 +79,13 @@ def holds_scope(*, user: Any, scope: str, system: str, environment: str) -> bool
     """
     if getattr(user, "pk", None) is None:
         return False
-    query = _HOLDS_SCOPE_SQL.format(now=sql.now_sql())
+    query = _holds_scope_sql(connection.vendor)
     return sql.fetch_one(query, [user.pk, system, environment, scope]) is not None
+
+
+@functools.cache
+def _holds_scope_sql(vendor: str) -> str:
+    return _HOLDS_SCOPE_SQL.format(now=sql.NOW[vendor])
 
 
 def scopes_held(*, user: Any) -> list[str]:

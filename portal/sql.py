@@ -27,11 +27,6 @@ NOW = {
 }
 
 
-def now_sql() -> str:
-    """``NOW`` for this connection's database, for statements with ``%s`` parameters."""
-    return NOW[connection.vendor]
-
-
 def prepared_statements() -> bool:
     """Whether hot statements run prepared: on PostgreSQL unless ``DATABASE_PREPARED_STATEMENTS``
     is off (a pooler that cannot keep them, such as PgBouncer before 1.21 in transaction mode)."""
