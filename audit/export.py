@@ -411,6 +411,80 @@ def write_bundle(
     )
 
 
+@dataclass(frozen=True)
+class ExtendedBundle:
+    bundle: BundleInfo
+    manifest_sha256: str
+    signing_key_id: str
+
+
+def write_bundle_with(
+    events: QuerySet[AuditEvent],
+    fileobj: IO[bytes],
+    *,
+    actor: Any,
+    filters: dict[str, Any],
+    files: list[tuple[str, IO[bytes]]],
+    manifest_extra: dict[str, Any],
+) -> ExtendedBundle:
+    """An evidence bundle of ``events`` with more ``files`` (name, readable binary file) listed,
+    with their SHA-256, in the same signed manifest, and ``manifest_extra`` merged into it: the
+    offline verifier checks them with everything else, unchanged. Campaign evidence and the
+    auditor reports are delivered this way; there is one bundle format and one signer."""
+    with tempfile.TemporaryFile(prefix="gatehouse-bundle-base-") as base:
+        info = write_bundle(events, base, actor=actor, filters=filters)
+        base.seek(0)
+        with (
+            zipfile.ZipFile(base) as source,
+            zipfile.ZipFile(fileobj, "w", allowZip64=True) as target,
+        ):
+            manifest = json.loads(source.read(bundle_format.MANIFEST))
+            date_time = source.getinfo(bundle_format.MANIFEST).date_time
+
+            def member(name: str, compress: bool = True) -> zipfile.ZipInfo:
+                entry = zipfile.ZipInfo(name, date_time=date_time)
+                entry.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+                entry.external_attr = _FILE_MODE
+                return entry
+
+            for entry in source.infolist():
+                if entry.filename in (bundle_format.MANIFEST, bundle_format.MANIFEST_SIG):
+                    continue
+                copy = member(entry.filename, entry.compress_type != zipfile.ZIP_STORED)
+                with source.open(entry) as reader, target.open(copy, "w", force_zip64=True) as out:
+                    while block := reader.read(_COPY_BLOCK):
+                        out.write(block)
+
+            for name, reader in files:
+                if name in manifest["files"] or name in (
+                    bundle_format.MANIFEST,
+                    bundle_format.MANIFEST_SIG,
+                ):
+                    raise ExportError(f"{name} is a name the bundle format reserves.")
+                digest, size = hashlib.sha256(), 0
+                reader.seek(0)
+                with target.open(member(name), "w", force_zip64=True) as out:
+                    while block := reader.read(_COPY_BLOCK):
+                        out.write(block)
+                        digest.update(block)
+                        size += len(block)
+                manifest["files"][name] = {"sha256": digest.hexdigest(), "size": size}
+            manifest["files"] = dict(sorted(manifest["files"].items()))
+            manifest.update(manifest_extra)
+            raw = _json_file(manifest)
+            key = signing.signing_key()
+            key_id = signing.key_id_of(key.public_key())
+            if key_id != manifest.get("signing_key_id"):
+                raise ExportError(
+                    "The signing key changed while the bundle was written; export again."
+                )
+            target.writestr(member(bundle_format.MANIFEST), raw)
+            target.writestr(member(bundle_format.MANIFEST_SIG), key.sign(raw))
+    return ExtendedBundle(
+        bundle=info, manifest_sha256=hashlib.sha256(raw).hexdigest(), signing_key_id=key_id
+    )
+
+
 def bundle_filename(created_at: datetime) -> str:
     return f"gatehouse-evidence-{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}.zip"
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import shutil
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -33,8 +30,6 @@ from accessreq.models import (
     ReviewItem,
 )
 from audit import export as ledger_export
-from audit import signing
-from audit import verify_bundle as bundle_format
 from audit.models import AuditEvent
 from audit.services import record
 
@@ -114,68 +109,30 @@ def write_signed_bundle(
     """A ledger evidence bundle of the campaign's events with the report added to its signed
     manifest: ``audit/verify_bundle.py`` checks it unchanged."""
     campaign = report.campaign
-    filters = {"campaign_id": campaign.pk, "campaign": report.title}
-    with tempfile.TemporaryFile(prefix="gatehouse-campaign-ledger-") as ledger_zip:
-        info = ledger_export.write_bundle(
-            campaign_events(campaign), ledger_zip, actor=actor, filters=filters
-        )
-        ledger_zip.seek(0)
-        with (
-            zipfile.ZipFile(ledger_zip) as source,
-            zipfile.ZipFile(fileobj, "w", allowZip64=True) as target,
-        ):
-            manifest = json.loads(source.read(bundle_format.MANIFEST))
-            date_time = source.getinfo(bundle_format.MANIFEST).date_time
-
-            def member(name: str, compress: bool = True) -> zipfile.ZipInfo:
-                entry = zipfile.ZipInfo(name, date_time=date_time)
-                entry.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-                entry.external_attr = 0o644 << 16
-                return entry
-
-            for entry in source.infolist():
-                if entry.filename in (bundle_format.MANIFEST, bundle_format.MANIFEST_SIG):
-                    continue
-                copy = member(entry.filename, entry.compress_type != zipfile.ZIP_STORED)
-                with source.open(entry) as reader, target.open(copy, "w", force_zip64=True) as out:
-                    shutil.copyfileobj(reader, out, 1 << 20)
-
-            def add(name: str, reader: IO[bytes]) -> None:
-                digest, size = hashlib.sha256(), 0
-                with target.open(member(name), "w", force_zip64=True) as out:
-                    while block := reader.read(1 << 20):
-                        out.write(block)
-                        digest.update(block)
-                        size += len(block)
-                manifest["files"][name] = {"sha256": digest.hexdigest(), "size": size}
-
-            report_file.seek(0)
-            add(report_name, report_file)
-            add(CAMPAIGN_README, io.BytesIO(_campaign_readme(report_name, campaign)))
-            manifest["files"] = dict(sorted(manifest["files"].items()))
-            manifest["campaign"] = {
+    result = ledger_export.write_bundle_with(
+        campaign_events(campaign),
+        fileobj,
+        actor=actor,
+        filters={"campaign_id": campaign.pk, "campaign": report.title},
+        files=[
+            (report_name, report_file),
+            (CAMPAIGN_README, io.BytesIO(_campaign_readme(report_name, campaign))),
+        ],
+        manifest_extra={
+            "campaign": {
                 "id": campaign.pk,
                 "name": report.title,
                 "state": campaign.state,
                 "report": report_name,
                 "items": report.item_count,
             }
-            raw = (
-                json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-            ).encode()
-            key = signing.signing_key()
-            key_id = signing.key_id_of(key.public_key())
-            if key_id != manifest.get("signing_key_id"):
-                raise ledger_export.ExportError(
-                    "The signing key changed while the bundle was written; export again."
-                )
-            target.writestr(member(bundle_format.MANIFEST), raw)
-            target.writestr(member(bundle_format.MANIFEST_SIG), key.sign(raw))
+        },
+    )
     return SignedBundle(
-        manifest_sha256=hashlib.sha256(raw).hexdigest(),
-        signing_key_id=key_id,
-        event_count=info.event_count,
-        tree_size=info.tree_size,
+        manifest_sha256=result.manifest_sha256,
+        signing_key_id=result.signing_key_id,
+        event_count=result.bundle.event_count,
+        tree_size=result.bundle.tree_size,
     )
 
 
