@@ -185,3 +185,19 @@ def deployment_callback(self: Any, deployment_id: int, state: str) -> str:
             continue  # no queue to come back from in-process (tests); try again at once
         attempts = settings.DEPLOYMENT_CALLBACK_RETRY_SECONDS
         raise self.retry(countdown=min(attempts * 2**self.request.retries, 3600))
+
+
+@shared_task(acks_late=True)
+def report_export_build(export_id: int) -> bool:
+    from accessreq.services.reports import report_export_build as build
+
+    with acting_as(_system()):
+        return build(export_id, actor=_system())
+
+
+@shared_task(acks_late=True)
+def report_exports_sweep() -> dict[str, int]:
+    from accessreq.services.reports import report_exports_sweep as sweep
+
+    with acting_as(_system()):
+        return sweep(actor=_system())

@@ -8,6 +8,7 @@ from accessreq.views import (
     catalog,
     deployments,
     provisioning,
+    reports,
     requests,
     reviews,
     service_accounts,
@@ -64,6 +65,20 @@ urlpatterns = [
         name="campaign_evidence",
     ),
     # Connectors' manual work
+    # Auditor reports
+    path("reports/", reports.reports, name="reports"),
+    path(
+        "reports/exports/<int:export_id>/",
+        reports.report_export_status,
+        name="report_export_status",
+    ),
+    path(
+        "reports/exports/<int:export_id>/download/",
+        reports.report_export_download,
+        name="report_export_download",
+    ),
+    path("reports/<slug:slug>/", reports.report, name="report"),
+    path("reports/<slug:slug>/export/", reports.report_export, name="report_export"),
     path("provisioning/", provisioning.task_list, name="provisioning"),
     path(
         "provisioning/<int:task_id>/confirm/",

@@ -71,6 +71,13 @@ ACTIONS: dict[str, str] = {
     "review.expired": "A review item was closed by the campaign's deadline action",
     "review.escalated": "Overdue review items were escalated to the reviewer's manager",
     "campaign.evidence_exported": "A campaign's evidence report was viewed or downloaded",
+    # Auditor reports
+    "report.viewed": "An auditor report was opened in the browser",
+    "report.exported": "An auditor report was exported as a signed evidence bundle",
+    "report.export_queued": "A large report export was queued for a worker",
+    "report.export_failed": "A queued report export could not be built",
+    "report.downloaded": "A report export built in the background was downloaded",
+    "report.export_deleted": "A report export was deleted after its keeping time",
     # Pipelines: API tokens, CI identity exchange, authorization checks
     "api.token.minted": "An owner minted an API token for a service account",
     "api.token.exchanged": "A CI job exchanged its identity token for a short-lived API token",

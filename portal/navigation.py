@@ -51,6 +51,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Provisioning", "provisioning", lambda c: c.security_admin, "/provisioning/"),
     NavItem("Pipelines", "service_accounts", lambda c: c.pipelines, "/service-accounts/"),
     NavItem("Audit", "audit:search", lambda c: c.reads_audit, "/audit/"),
+    NavItem("Reports", "reports", lambda c: c.reads_audit, "/reports/"),
     NavItem("Docs", "docs:index", lambda c: True, "/docs/"),
     NavItem("Admin", "admin:index", lambda c: c.staff, "/admin/"),
 )

@@ -300,6 +300,7 @@ CELERY_BEAT_SCHEDULE = {
     "access-expiry-warnings": {"task": "accessreq.tasks.expiry_warnings", "schedule": 300.0},
     "access-requests-sweep": {"task": "accessreq.tasks.requests_sweep", "schedule": 300.0},
     "deployments-expire": {"task": "accessreq.tasks.deployments_expire", "schedule": 60.0},
+    "report-exports-sweep": {"task": "accessreq.tasks.report_exports_sweep", "schedule": 300.0},
     # Hourly: reminders are once per reviewer and day, closing happens within an hour of the
     # deadline; each template's own launch schedule is a separate entry made from its cadence.
     "access-campaigns": {"task": "accessreq.tasks.campaigns_daily", "schedule": 3600.0},
@@ -348,6 +349,12 @@ API_JWKS_CACHE_SECONDS = env_int("API_JWKS_CACHE_SECONDS", 3600, minimum=0)
 API_JWKS_MIN_REFRESH_SECONDS = env_int("API_JWKS_MIN_REFRESH_SECONDS", 30, minimum=0)
 # Deployment approvals: valid this long once approved; a pending one expires after the hours.
 DEPLOYMENT_APPROVAL_MINUTES = env_int("DEPLOYMENT_APPROVAL_MINUTES", 60, minimum=1)
+
+# Auditor reports: exports of more rows than this are built by a worker in the background,
+# kept under REPORT_EXPORT_DIR for REPORT_EXPORT_KEEP_HOURS, then deleted.
+REPORT_EXPORT_SYNC_ROWS = env_int("REPORT_EXPORT_SYNC_ROWS", 10_000, minimum=0)
+REPORT_EXPORT_KEEP_HOURS = env_int("REPORT_EXPORT_KEEP_HOURS", 24, minimum=1)
+REPORT_EXPORT_DIR = Path(env_str("REPORT_EXPORT_DIR", str(VAR_DIR / "exports")))
 DEPLOYMENT_PENDING_HOURS = env_int("DEPLOYMENT_PENDING_HOURS", 24, minimum=1)
 # Signed decision callbacks to the pipeline: attempts before giving up (backoff from 10 s).
 DEPLOYMENT_CALLBACK_ATTEMPTS = env_int("DEPLOYMENT_CALLBACK_ATTEMPTS", 5, minimum=1)

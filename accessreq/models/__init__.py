@@ -41,6 +41,7 @@ from accessreq.models.pipelines import (
     TrustRule,
 )
 from accessreq.models.policy import ApprovalPolicy, ApproverRule, ConflictRule, PolicyStage
+from accessreq.models.reports import ExportState, ReportExport
 from accessreq.models.requests import (
     AccessRequest,
     Approval,
@@ -53,6 +54,8 @@ from accessreq.models.requests import (
 from accessreq.states import RequestState
 
 __all__ = [
+    "ExportState",
+    "ReportExport",
     "DeploymentApproval",
     "DeploymentAssignment",
     "DeploymentDecision",

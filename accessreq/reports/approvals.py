@@ -104,7 +104,7 @@ class Approvals(Report):
     )
     form_class = PeriodForm
     columns: ClassVar[list[Column]] = [
-        Column("request", "Request", 0.5),
+        Column("request", "Request", 0.5, link="request_detail"),
         Column("kind", "Kind", 0.7),
         Column("person", "For", 1.4),
         Column("entitlement", "Entitlement", 1.7),
@@ -115,7 +115,7 @@ class Approvals(Report):
         Column("decisions", "Decisions (stage, who, when, MFA)", 2.6),
         Column("decided", "Granted", 1.0),
         Column("wait", "Time to decide", 0.7),
-        Column("grant", "Grant", 0.5),
+        Column("grant", "Grant", 0.5, link="grant_detail"),
         Column("breaches", "Policy breaches", 1.6),
     ]
 

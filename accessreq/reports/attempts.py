@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
@@ -63,6 +63,13 @@ def _reason(data: Any) -> str:
     return "; ".join(parts)
 
 
+def _who(event: AuditEvent) -> str:
+    tried = event.data.get("email") if isinstance(event.data, dict) else None
+    if tried and event.actor_kind == AuditEvent.ActorKind.ANONYMOUS:
+        return f"{tried} (not signed in)"
+    return event.actor_name
+
+
 @register
 class Attempts(Report):
     slug = "attempts"
@@ -73,7 +80,7 @@ class Attempts(Report):
     )
     form_class = AttemptsForm
     columns: ClassVar[list[Column]] = [
-        Column("sequence", "Event", 0.5),
+        Column("sequence", "Event", 0.5, link="audit:event"),
         Column("at", "When", 1.0),
         Column("kind", "Kind", 1.2),
         Column("action", "What happened", 1.8),
@@ -94,7 +101,8 @@ class Attempts(Report):
             occurred_at__lt=self.params["until"],
         )
         if text := (self.params.get("person") or "").strip():
-            events = events.filter(actor_name__icontains=text)
+            # A failed sign-in has no actor: the address tried is in its data.
+            events = events.filter(Q(actor_name__icontains=text) | Q(data__email__icontains=text))
         return events
 
     def queryset(self) -> QuerySet[AuditEvent]:
@@ -117,7 +125,7 @@ class Attempts(Report):
             common.utc(event.occurred_at),
             _KIND_OF.get(event.action, ""),
             ACTIONS.get(event.action, event.action),
-            event.actor_name,
+            _who(event),
             event.target_repr
             or (f"{event.target_type}:{event.target_id}" if event.target_id else ""),
             _reason(event.data),

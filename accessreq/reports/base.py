@@ -24,6 +24,8 @@ class Column:
     label: str
     # Relative width in the PDF (the page is shared out in proportion).
     width: float = 1.0
+    # On the page, the cell (an id) links to this URL name with it as the one argument.
+    link: str = ""
 
 
 Cell = str | int | float | datetime | None
