@@ -39,6 +39,8 @@ class Report:
     summary: ClassVar[str]
     columns: ClassVar[list[Column]]
     form_class: ClassVar[type[forms.Form]]
+    # Pages are handed the class; templates must read its attributes, not call it.
+    do_not_call_in_templates: ClassVar[bool] = True
 
     def __init__(self, params: dict[str, Any], *, at: datetime) -> None:
         # ``params`` are a valid form's cleaned_data; ``at`` is when the report was asked for.
