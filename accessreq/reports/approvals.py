@@ -104,19 +104,19 @@ class Approvals(Report):
     )
     form_class = PeriodForm
     columns: ClassVar[list[Column]] = [
-        Column("request", "Request", 0.5, link="request_detail"),
+        Column("request", "Request", 0.6, link="request_detail"),
         Column("kind", "Kind", 0.7),
         Column("person", "For", 1.4),
         Column("entitlement", "Entitlement", 1.7),
         Column("tier", "Tier", 0.6),
+        Column("breaches", "Policy breaches", 1.6),
         Column("requester", "Requested by", 1.4),
         Column("justification", "Justification", 1.7),
         Column("submitted", "Submitted", 1.0),
         Column("decisions", "Decisions (stage, who, when, MFA)", 2.6),
         Column("decided", "Granted", 1.0),
         Column("wait", "Time to decide", 0.7),
-        Column("grant", "Grant", 0.5, link="grant_detail"),
-        Column("breaches", "Policy breaches", 1.6),
+        Column("grant", "Grant", 0.6, link="grant_detail"),
     ]
 
     def queryset(self) -> QuerySet[AccessRequest]:
@@ -162,6 +162,7 @@ class Approvals(Report):
             common.person(access_request.beneficiary),
             common.entitlement(access_request.entitlement),
             access_request.entitlement.environment.get_risk_tier_display(),
+            "; ".join(breaches(access_request)) or "None",
             common.person(access_request.requester),
             access_request.justification,
             common.utc(access_request.created_at),
@@ -169,5 +170,4 @@ class Approvals(Report):
             common.utc(access_request.decided_at),
             common.duration(access_request.decided_at - access_request.created_at),
             access_request.grant_id,
-            "; ".join(breaches(access_request)) or "None",
         ]
