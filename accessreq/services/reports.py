@@ -197,14 +197,29 @@ def report_export(
         return _queue(report, fmt, query, rows=rows, actor=actor, http=http, at=at)
     handle = tempfile.TemporaryFile(prefix="gatehouse-report-bundle-")  # noqa: SIM115
     try:
-        data = write_export(report, fmt, handle, actor=actor)
-        sha256, size = _digest(handle)
-        data.update(sha256=sha256, size=size, delivery="download")
-        with transaction.atomic():
-            event = record(actor=actor, action="report.exported", data=data, request=http)
+        return report_export_to(report, fmt, handle, actor=actor, delivery="download", http=http)
     except BaseException:
         handle.close()
         raise
+
+
+def report_export_to(
+    report: Report,
+    fmt: str,
+    handle: IO[bytes],
+    *,
+    actor: Any,
+    delivery: str,
+    http: HttpRequest | None = None,
+) -> ExportFile:
+    """Write the signed export of ``report`` to ``handle`` (readable, seekable) and record it.
+    The event comes after the file, in its own short transaction, as for every evidence export:
+    the ledger's writer lock is never held through a long write."""
+    data = write_export(report, fmt, handle, actor=actor)
+    sha256, size = _digest(handle)
+    data.update(sha256=sha256, size=size, delivery=delivery)
+    with transaction.atomic():
+        event = record(actor=actor, action="report.exported", data=data, request=http)
     return ExportFile(
         handle=handle, filename=data["filename"], sha256=sha256, size=size, event=event
     )
