@@ -47,6 +47,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Approvals", "approvals", lambda c: c.approver, "/approvals/", count=_waiting_for_me),
     NavItem("Reviews", "my_reviews", lambda c: c.reviewer, "/reviews/", count=_reviews_pending),
     NavItem("Break-glass", "break_glass", lambda c: c.on_call, "/break-glass/"),
+    NavItem("Dashboard", "reports_dashboard", lambda c: c.reads_audit, "/reports/dashboard/"),
     NavItem("Campaigns", "campaigns", lambda c: c.reads_audit, "/campaigns/"),
     NavItem("Provisioning", "provisioning", lambda c: c.security_admin, "/provisioning/"),
     NavItem("Pipelines", "service_accounts", lambda c: c.pipelines, "/service-accounts/"),

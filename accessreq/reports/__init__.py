@@ -1,0 +1,1 @@
+"""Auditor reports, the dashboard and metrics."""
