@@ -151,7 +151,9 @@ def day_chart(
     ``min_step`` and ``max_step``; ``link(day, key)``, if given, is the list behind a number."""
     start = max(first, last - timedelta(days=max_days - 1))
     span = (last - start).days + 1
-    shown = [sum(c.values()) for d, c in counts.items() if start <= d <= last]
+    shown = [
+        sum(int(c.get(s.key, 0)) for s in series) for d, c in counts.items() if start <= d <= last
+    ]
     peak = nice_peak(max(shown, default=0))
     scale = (_PLOT_BOTTOM - _PLOT_TOP) / peak
     step = round(min(max_step, max(min_step, plot_width / span)), 2)

@@ -386,11 +386,16 @@ class Dashboard:
     stats: list[Stat] = field(default_factory=list)
     pending_rows: list[Row] = field(default_factory=list)
     tier_rows: list[Row] = field(default_factory=list)
+    sign_in_rows: list[Row] = field(default_factory=list)
     violation_rows: list[Row] = field(default_factory=list)
 
     @property
     def violations(self) -> int:
         return sum(self.ledger[s.key] for s in POLICY_VIOLATIONS)
+
+    @property
+    def violations_url(self) -> str:
+        return list_url("violations", **_window(self.period.start, self.period.end))
 
 
 def _chart(
@@ -446,12 +451,14 @@ def dashboard(*, campaigns: QuerySet[Campaign], at: datetime, days: int) -> Dash
                 for t in RiskTier
             ]
         ),
-        violation_rows=_shared(
-            [
-                Row(s.label, totals[s.key], audit_search_url(s.action, *window), s.key)
-                for s in POLICY_VIOLATIONS
-            ]
-        ),
+        sign_in_rows=[
+            Row(s.label, totals[s.key], audit_search_url(s.action, *window), s.key)
+            for s in SIGN_IN_FAILURES
+        ],
+        violation_rows=[
+            Row(s.label, totals[s.key], audit_search_url(s.action, *window), s.key)
+            for s in POLICY_VIOLATIONS
+        ],
     )
     board.stats.extend(_stats(board))
     return board
@@ -510,7 +517,7 @@ def _stats(board: Dashboard) -> list[Stat]:
             "Review completion",
             "—" if completion.percent is None else f"{completion.percent}%",
             reverse("campaigns"),
-            f"{completion.decided} of {completion.total} items decided in "
+            f"{completion.decided} of {_plural(completion.total, 'item')} decided in "
             f"{_plural(len(completion.rows), 'open campaign')}"
             if completion.rows
             else "no open campaigns",
@@ -533,7 +540,7 @@ def _stats(board: Dashboard) -> list[Stat]:
             "violations",
             "Policy violations",
             str(board.violations),
-            list_url("violations", **_window(*window)),
+            board.violations_url,
             f"refused or denied in the last {period.days} days",
             alert=board.violations > 0,
         ),

@@ -16,6 +16,7 @@ from accessreq.evidence.dashboard import campaigns_visible_to
 from accessreq.forms.dashboard import DashboardPeriodForm, DrillDownForm
 from accessreq.reports import dashboard as data
 from accessreq.services.common import now
+from audit.actions import ACTIONS
 from portal.auth import signed_in_user
 from portal.roles import can_read_audit
 
@@ -68,6 +69,10 @@ def dashboard_list(request: HttpRequest, kind: str) -> HttpResponse:
     context = {
         "form": form,
         "list": found,
+        # Ledger events are listed with what their action means.
+        "events": [(event, ACTIONS.get(event.action, "")) for event in page.object_list]
+        if found.subject == "events"
+        else [],
         "page": page,
         "query": query.urlencode(),
         "now": at,

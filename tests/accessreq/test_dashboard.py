@@ -318,3 +318,13 @@ def test_links_carry_exact_times(scenario: Scenario, auditor_client) -> None:
     assert query["since"] == [f"{today_minus(scenario.at, 6):%Y-%m-%d} 00:00:00"]
     until = datetime.fromisoformat(query["until"][0]).replace(tzinfo=UTC)
     assert abs(until - board.at) < timedelta(microseconds=1)
+
+
+def test_each_chart_s_axis_fits_its_own_series(scenario: Scenario) -> None:
+    """The two charts share one query's counts; each scales to its own busiest day."""
+    board = data.dashboard(campaigns=Campaign.objects.all(), at=scenario.at, days=7)
+    assert board.sign_in_chart.busiest == 2
+    assert board.sign_in_chart.peak == 2
+    assert board.violations_chart.busiest == 3
+    assert board.violations_chart.peak == 3
+    assert [value for value, _ in board.violations_chart.grid] == [0, 1, 2, 3]
