@@ -17,6 +17,7 @@ _PLOT_BOTTOM = 128.0
 _PLOT_LEFT = 34.0
 _CHART_HEIGHT = 150.0
 _LABEL_WIDTH = 40.0  # a date label ("03-14") needs about this many units
+_RIGHT_PAD = 12.0  # room for half the last day's label when its bar is narrow
 _MAX_GRID_STEPS = 4
 
 
@@ -202,7 +203,7 @@ def day_chart(
         days=days,
         series=tuple(series),
         peak=peak,
-        width=round(_PLOT_LEFT + 12 + span * step, 2),
+        width=round(_PLOT_LEFT + 12 + span * step + _RIGHT_PAD, 2),
         height=_CHART_HEIGHT,
         plot_top=_PLOT_TOP,
         plot_bottom=_PLOT_BOTTOM,
