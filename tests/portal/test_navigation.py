@@ -136,3 +136,17 @@ def test_owners_of_a_service_account_see_pipelines(db, verified_client, owner) -
     assert "Pipelines" not in nav_labels(client)
     make_service_account("nightly-deployer", owner)
     assert "Pipelines" in nav_labels(verified_client(owner))
+
+
+def test_one_entry_is_current_the_closest_prefix(verified_client, auditor, monkeypatch) -> None:
+    """An entry for /reports/ beside the dashboard's /reports/dashboard/: on the dashboard only
+    the dashboard is current."""
+    from portal import navigation
+
+    reports = navigation.NavItem("Reports", "audit:search", lambda c: c.reads_audit, "/reports/")
+    monkeypatch.setattr(navigation, "NAV", (*navigation.NAV, reports))
+    body = verified_client(auditor).get("/reports/dashboard/").content.decode()
+    current = re.findall(
+        r'aria-current="page"><span class="main-nav__label" data-label="([^"]+)"', body
+    )
+    assert current == ["Dashboard"]
