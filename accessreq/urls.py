@@ -6,6 +6,7 @@ from accessreq.views import (
     breakglass,
     campaigns,
     catalog,
+    dashboard,
     deployments,
     provisioning,
     reports,
@@ -63,6 +64,13 @@ urlpatterns = [
         "campaigns/<int:campaign_id>/evidence.<str:fmt>",
         campaigns.campaign_evidence,
         name="campaign_evidence",
+    ),
+    # The security dashboard and the lists behind its numbers (auditors, security admins)
+    path("reports/dashboard/", dashboard.dashboard, name="reports_dashboard"),
+    path(
+        "reports/dashboard/<slug:kind>/",
+        dashboard.dashboard_list,
+        name="reports_dashboard_list",
     ),
     # Connectors' manual work
     # Auditor reports

@@ -20,6 +20,9 @@ from portal.auth import is_verified
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 API_PREFIX = "/api/"
+# Paths whose bearer-token views (marked ``api_endpoint``) take the short way: the API and the
+# Prometheus scrape, which has no session either.
+SHORT_WAY_PREFIXES = (API_PREFIX, "/metrics")
 
 
 class RequestIdMiddleware:
@@ -95,8 +98,9 @@ class ApiMiddleware:
     through ``API_MIDDLEWARE`` instead: security headers, the request id, model history.
 
     First in ``MIDDLEWARE``, so every server (gunicorn, runserver, the test client) takes the same
-    path. Only views marked ``api_endpoint`` (JSON endpoints) take it; the API's HTML docs page and
-    everything else go through the whole stack.
+    path. Only views under ``SHORT_WAY_PREFIXES`` marked ``api_endpoint`` (JSON endpoints and
+    ``/metrics``) take it; the API's HTML docs page and everything else go through the whole
+    stack.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -105,7 +109,7 @@ class ApiMiddleware:
         self.api.load_middleware()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith(API_PREFIX):
+        if request.path_info.startswith(SHORT_WAY_PREFIXES):
             try:
                 match = resolve(request.path_info)
             except Resolver404:

@@ -47,6 +47,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Approvals", "approvals", lambda c: c.approver, "/approvals/", count=_waiting_for_me),
     NavItem("Reviews", "my_reviews", lambda c: c.reviewer, "/reviews/", count=_reviews_pending),
     NavItem("Break-glass", "break_glass", lambda c: c.on_call, "/break-glass/"),
+    NavItem("Dashboard", "reports_dashboard", lambda c: c.reads_audit, "/reports/dashboard/"),
     NavItem("Campaigns", "campaigns", lambda c: c.reads_audit, "/campaigns/"),
     NavItem("Provisioning", "provisioning", lambda c: c.security_admin, "/provisioning/"),
     NavItem("Pipelines", "service_accounts", lambda c: c.pipelines, "/service-accounts/"),
@@ -57,17 +58,31 @@ NAV: tuple[NavItem, ...] = (
 )
 
 
+def _matches(item: NavItem, path: str) -> bool:
+    return path == "/" if item.prefix == "/" else path.startswith(item.prefix)
+
+
 def items_for(request: HttpRequest) -> list[dict[str, object]]:
+    """The entries this person sees; the one whose prefix matches the page most closely is
+    current (one at most: /reports/dashboard/ is the dashboard's page, not every report's)."""
     user = request.user
     capabilities = for_request(request)
     path = request.path
+    visible = [item for item in NAV if item.visible(capabilities)]
+    current = max(
+        (item for item in visible if _matches(item, path)),
+        key=lambda item: len(item.prefix),
+        default=None,
+    )
     result = []
-    for item in NAV:
-        if not item.visible(capabilities):
-            continue
-        active = path == "/" if item.prefix == "/" else path.startswith(item.prefix)
+    for item in visible:
         count = item.count(user, capabilities) if item.count else 0
         result.append(
-            {"label": item.label, "url": reverse(item.url_name), "active": active, "count": count}
+            {
+                "label": item.label,
+                "url": reverse(item.url_name),
+                "active": item is current,
+                "count": count,
+            }
         )
     return result

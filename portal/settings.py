@@ -367,6 +367,16 @@ DEPLOYMENT_CALLBACK_HOSTS = [
     if name.strip()
 ]
 
+# --- Monitoring ----------------------------------------------------------------------------
+
+# Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>". Unset, the endpoint
+# is closed (404): the numbers describe who holds what and what was refused.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 32 characters (or unset, which closes /metrics)."
+    )
+
 # --- Docs ----------------------------------------------------------------------------------
 
 # Who people contact about security; shown on every docs page.

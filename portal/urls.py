@@ -3,11 +3,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accessreq.views import metrics
 from portal import errors, mfa_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Prometheus, with its own bearer token (METRICS_TOKEN); closed without one.
+    path("metrics", metrics.metrics, name="metrics"),
     path("mfa/enrol/", mfa_views.enrol, name="mfa_enrol"),
     path("mfa/verify/", mfa_views.verify, name="mfa_verify"),
     path("mfa/backup-codes/", mfa_views.backup_codes, name="mfa_backup_codes"),

@@ -4,7 +4,7 @@ attention, and decisions per day drawn as stacked bars. Each is a fixed number o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -18,10 +18,11 @@ from accessreq.models import (
     ReviewItem,
 )
 from accessreq.models.campaigns import CampaignQuerySet
+from portal.charts import MAX_DAYS, DayChart, Series, day_chart
 from portal.roles import can_read_audit
 
 # The chart shows at most this many days (the most recent ones).
-CHART_DAYS = 92
+CHART_DAYS = MAX_DAYS
 _DECIDED = (ReviewDecision.CERTIFIED, ReviewDecision.REVOKED, ReviewDecision.EXPIRED)
 _CHART_KINDS = (ReviewDecision.CERTIFIED, ReviewDecision.REVOKED, ReviewDecision.REASSIGNED)
 
@@ -160,72 +161,16 @@ def attention_items(campaign: Campaign, *, at: datetime) -> QuerySet[ReviewItem]
 # --- Decisions over time -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Bar:
-    kind: str
-    count: int
-    x: float
-    y: float
-    width: float
-    height: float
+_SERIES = (
+    Series(str(ReviewDecision.CERTIFIED), "Certified"),
+    Series(str(ReviewDecision.REVOKED), "Revoked"),
+    Series(str(ReviewDecision.REASSIGNED), "Handed on"),
+)
 
 
-@dataclass(frozen=True)
-class ChartDay:
-    day: date
-    counts: dict[str, int]
-    bars: list[Bar]
-    label: str
-    label_x: float
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-@dataclass(frozen=True)
-class DecisionChart:
-    """Decisions per UTC day as stacked bars, laid out for a server-drawn SVG (viewBox units)."""
-
-    days: list[ChartDay]
-    peak: int
-    width: float
-    height: float
-    plot_top: float
-    plot_bottom: float
-    plot_left: float
-    truncated: bool
-    deadline_x: float | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not any(day.total for day in self.days)
-
-    @property
-    def axis_x(self) -> float:
-        return self.plot_left - 6
-
-    @property
-    def grid(self) -> list[tuple[int, float]]:
-        """(value, y) of the horizontal grid lines: 0, half and the peak."""
-        span = self.plot_bottom - self.plot_top
-        values = sorted({0, self.peak // 2, self.peak})
-        return [(v, self.plot_bottom - span * v / self.peak) for v in values]
-
-
-# Bars are wide for a short campaign and narrow for a long one; the plot aims at ~640 units.
-_PLOT_WIDTH = 640.0
-_MIN_STEP = 12.0
-_MAX_STEP = 40.0
-_PLOT_TOP = 8.0
-_PLOT_BOTTOM = 128.0
-_PLOT_LEFT = 34.0
-_CHART_HEIGHT = 150.0
-
-
-def decisions_by_day(campaign: Campaign, *, at: datetime) -> DecisionChart:
+def decisions_by_day(campaign: Campaign, *, at: datetime) -> DayChart:
     """Certified, revoked and reassigned items per UTC day from launch until today (or the
-    close), the last ``CHART_DAYS`` days at most; one query."""
+    close), the last ``CHART_DAYS`` days at most, with the deadline marked; one query."""
     counts: dict[date, dict[str, int]] = {}
     rows = (
         ReviewItem.objects.filter(
@@ -242,44 +187,21 @@ def decisions_by_day(campaign: Campaign, *, at: datetime) -> DecisionChart:
     end = (campaign.closed_at or at).astimezone(UTC).date()
     if counts:
         start, end = min(start, min(counts)), max(end, max(counts))
-    first = max(start, end - timedelta(days=CHART_DAYS - 1))
-    span = (end - first).days + 1
-    peak = max([sum(c.values()) for d, c in counts.items() if d >= first] + [1])
-    scale = (_PLOT_BOTTOM - _PLOT_TOP) / peak
-    step = min(_MAX_STEP, max(_MIN_STEP, _PLOT_WIDTH / span))
-    bar_width = round(step * 0.7, 2)
-    label_every = max(1, math.ceil(40 / step))  # a date label needs about 40 units
-    days = []
-    for index in range(span):
-        day = first + timedelta(days=index)
-        day_counts = {str(kind): counts.get(day, {}).get(kind, 0) for kind in _CHART_KINDS}
-        x = _PLOT_LEFT + 6 + index * step
-        bars = []
-        y = _PLOT_BOTTOM
-        for kind in _CHART_KINDS:
-            value = day_counts[str(kind)]
-            if not value:
-                continue
-            height = value * scale
-            y -= height
-            bars.append(Bar(str(kind), value, x, round(y, 2), bar_width, round(height, 2)))
-        label = f"{day:%m-%d}" if index % label_every == 0 else ""
-        days.append(ChartDay(day, day_counts, bars, label, round(x + bar_width / 2, 2)))
-    deadline = campaign.deadline.astimezone(UTC)
-    deadline_x = None
-    if first <= deadline.date() <= end:
-        offset = (deadline - datetime.combine(first, datetime.min.time(), tzinfo=UTC)) / timedelta(
-            days=1
-        )
-        deadline_x = round(_PLOT_LEFT + 6 + offset * step - (step - bar_width) / 2, 2)
-    return DecisionChart(
-        deadline_x=deadline_x,
-        days=days,
-        peak=peak,
-        width=_PLOT_LEFT + 12 + span * step,
-        height=_CHART_HEIGHT,
-        plot_top=_PLOT_TOP,
-        plot_bottom=_PLOT_BOTTOM,
-        plot_left=_PLOT_LEFT,
-        truncated=first > start,
+    # Bars are wide for a short campaign and narrow for a long one; the plot aims at ~640 units.
+    chart = day_chart(
+        counts,
+        series=_SERIES,
+        first=start,
+        last=end,
+        max_days=CHART_DAYS,
+        min_step=12.0,
+        max_step=40.0,
     )
+    first = chart.days[0].day
+    deadline = campaign.deadline.astimezone(UTC)
+    if not first <= deadline.date() <= end:
+        return chart
+    offset = (deadline - datetime.combine(first, datetime.min.time(), tzinfo=UTC)) / timedelta(
+        days=1
+    )
+    return replace(chart, marker_x=chart.x_at(offset), marker_label="deadline")

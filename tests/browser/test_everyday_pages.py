@@ -37,6 +37,7 @@ NAV = {
         "My requests",
         "My access",
         "Approvals",
+        "Dashboard",
         "Campaigns",
         "Provisioning",
         "Pipelines",
@@ -44,7 +45,7 @@ NAV = {
         "Docs",
         "Admin",
     ],
-    "auditor": ["Home", "Catalog", "Campaigns", "Pipelines", "Audit", "Docs"],
+    "auditor": ["Home", "Catalog", "Dashboard", "Campaigns", "Pipelines", "Audit", "Docs"],
 }
 # Error pages a newcomer meets: someone else's request or a made-up id, a form-only address.
 ERRORS = {"/requests/999999/": "Page not found", "/campaigns/launch/": "This address is for"}

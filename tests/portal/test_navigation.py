@@ -93,7 +93,7 @@ def test_on_call_people_see_break_glass(db, verified_client) -> None:
 
 def test_the_read_only_auditor_sees_evidence_not_workflow(verified_client, auditor) -> None:
     client = verified_client(auditor)
-    assert nav_labels(client) == [*EVERYONE, "Campaigns", "Pipelines", "Audit", "Docs"]
+    assert nav_labels(client) == [*EVERYONE, "Dashboard", "Campaigns", "Pipelines", "Audit", "Docs"]
 
 
 def test_an_auditor_who_asks_for_access_then_sees_their_requests_and_access(
@@ -105,6 +105,7 @@ def test_an_auditor_who_asks_for_access_then_sees_their_requests_and_access(
         *EVERYONE,
         "My requests",
         "My access",
+        "Dashboard",
         "Campaigns",
         "Pipelines",
         "Audit",
@@ -118,6 +119,7 @@ def test_a_security_admin_sees_the_admin_tools(verified_client, security_admin) 
         "My requests",
         "My access",
         "Approvals",
+        "Dashboard",
         "Campaigns",
         "Provisioning",
         "Pipelines",
@@ -134,3 +136,17 @@ def test_owners_of_a_service_account_see_pipelines(db, verified_client, owner) -
     assert "Pipelines" not in nav_labels(client)
     make_service_account("nightly-deployer", owner)
     assert "Pipelines" in nav_labels(verified_client(owner))
+
+
+def test_one_entry_is_current_the_closest_prefix(verified_client, auditor, monkeypatch) -> None:
+    """An entry for /reports/ beside the dashboard's /reports/dashboard/: on the dashboard only
+    the dashboard is current."""
+    from portal import navigation
+
+    reports = navigation.NavItem("Reports", "audit:search", lambda c: c.reads_audit, "/reports/")
+    monkeypatch.setattr(navigation, "NAV", (*navigation.NAV, reports))
+    body = verified_client(auditor).get("/reports/dashboard/").content.decode()
+    current = re.findall(
+        r'aria-current="page"><span class="main-nav__label" data-label="([^"]+)"', body
+    )
+    assert current == ["Dashboard"]
