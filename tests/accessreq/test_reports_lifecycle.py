@@ -1,5 +1,6 @@
 """The lifecycle reports' rows against constructed histories: break-glass uses reviewed, revoked,
-overdue and still due. Times are moved by rewriting the database, never by patching."""
+overdue and still due; leavers whose access was removed or not and movers who kept theirs.
+Times are moved by rewriting the database, never by patching."""
 
 from __future__ import annotations
 
@@ -10,26 +11,32 @@ import pytest
 from accessreq.models import AccessRequest, Grant, RiskTier
 from accessreq.reports.base import Report
 from accessreq.reports.breakglass import BreakGlass
+from accessreq.reports.leavers import LeaversMovers
 from accessreq.services.breakglass import (
     break_glass_overdue_alerts,
     break_glass_review,
     break_glass_take,
 )
 from accessreq.services.common import now
+from accessreq.services.grants import grant_revoke
 from accessreq.services.reports import build_report
+from portal.models import User
 from portal.roles import ON_CALL
+from portal.services.people import user_set_employment_status
 from tests.accessreq.workflow_helpers import (
     FRESH,
     REASON,
+    direct_grant,
     make_entitlement,
     submit,
 )
-from tests.factories import UserFactory
+from tests.factories import TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
+SECOND = timedelta(seconds=1)
 
 
 def rows(report: Report) -> list[dict[str, object]]:
@@ -173,3 +180,175 @@ def test_a_review_overdue_before_the_alert_job_ran_says_overdue():
     AccessRequest.objects.filter(pk=use.pk).update(review_due_at=now() - HOUR)
     (row,) = break_glass_rows().values()
     assert row["review"] == f"Overdue since {utc(now() - HOUR)}"
+
+
+# --- Leavers and movers -----------------------------------------------------------------------
+
+
+def at_time(person: User, when) -> None:
+    """Date the person's newest version ``when`` (time moved by rewriting the history)."""
+    latest = person.history.order_by("-history_date", "-history_id").first()
+    User.history.model.objects.filter(history_id=latest.history_id).update(history_date=when)
+
+
+def created_at(person: User, when) -> None:
+    """Date every version of the person so far ``when`` (made long ago)."""
+    User.history.model.objects.filter(id=person.pk).update(history_date=when)
+
+
+def leavers_rows(**query) -> list[dict[str, object]]:
+    report = build_report("leavers-movers", query, at=now())
+    assert isinstance(report, LeaversMovers)
+    return rows(report)
+
+
+def test_leavers_show_what_they_held_what_is_left_and_how_fast_it_went(owner, security_admin):
+    clock = now()
+    deploy = make_entitlement(tier=RiskTier.HIGH, owners=[owner], name="deploy")
+    read = make_entitlement(tier=RiskTier.LOW, owners=[owner], name="read")
+    team = TeamFactory(name="Payments")
+    lea = UserFactory(display_name="Lea Leaver", team=team)
+    kim = UserFactory(display_name="Kim Kept")
+    ned = UserFactory(display_name="Ned Nothing")
+    for person in (lea, kim, ned):
+        created_at(person, clock - 30 * DAY)
+    lea_deploy = window(direct_grant(lea, deploy), clock - 20 * DAY, clock + 10 * DAY)
+    lea_read = window(direct_grant(lea, read), clock - 20 * DAY, clock + 10 * DAY)
+    kim_deploy = window(direct_grant(kim, deploy), clock - 20 * DAY, clock + 10 * DAY)
+
+    # Lea: marked leaving ten days ago (access stays), marked left today (everything revoked).
+    user_set_employment_status(user=lea, status="leaving", actor=security_admin)
+    at_time(lea, clock - 10 * DAY)
+    user_set_employment_status(user=lea, status="left", actor=security_admin)
+    # Kim: set to Left by an edit that skipped the service, five days ago: nothing revoked.
+    kim.employment_status = User.EmploymentStatus.LEFT
+    kim.save()
+    at_time(kim, clock - 5 * DAY)
+    # Ned held nothing.
+    user_set_employment_status(user=ned, status="left", actor=security_admin)
+
+    found = leavers_rows()
+    assert [(name(row), row["change"]) for row in found] == [
+        ("Lea Leaver", "Marked leaving"),
+        ("Kim Kept", "Marked left"),
+        ("Lea Leaver", "Marked left"),
+        ("Ned Nothing", "Marked left"),
+    ]
+    leaving, kept, left, nothing = found
+    labels = [
+        f"#{lea_deploy.pk} {deploy.system.name} / high / deploy",
+        f"#{lea_read.pk} {read.system.name} / low / read",
+    ]
+    assert leaving["at"] == utc(clock - 10 * DAY)
+    assert leaving["by"] == "Sam Security <sam@example.com>"
+    assert leaving["then_count"] == 2 and leaving["then"] == "\n".join(labels)
+    assert leaving["held_count"] == 0 and leaving["held"] == ""
+    assert leaving["removed"] == "10d 0h"  # revoked when marked left, today
+    assert leaving["breaches"] == "None"
+    assert left["then_count"] == 2 and left["held_count"] == 0
+    assert left["removed"] in ("0s", "1s")
+    assert left["breaches"] == "None"
+
+    assert kept["then_count"] == 1 and kept["held_count"] == 1
+    assert kept["held"] == f"#{kim_deploy.pk} {deploy.system.name} / high / deploy"
+    assert kept["removed"] == "Not removed: 1 of 1 still held"
+    assert kept["breaches"] == "Left but still holds 1"
+
+    assert nothing["then_count"] == 0 and nothing["removed"] == "Nothing to remove"
+    assert nothing["breaches"] == "None"
+
+    # When the access ended by itself later, that counts as its removal.
+    Grant.objects.filter(pk=kim_deploy.pk).update(expires_at=clock - 2 * DAY)
+    kept = next(row for row in leavers_rows() if name(row) == "Kim Kept")
+    assert kept["removed"] == "3d 0h" and kept["breaches"] == "None"
+    # The period is about when the change was saved.
+    since = (clock - 7 * DAY).strftime("%Y-%m-%d %H:%M")
+    assert [name(row) for row in leavers_rows(since=since)] == [
+        "Kim Kept",
+        "Lea Leaver",
+        "Ned Nothing",
+    ]
+    assert [name(row) for row in leavers_rows(team=str(team.pk))] == ["Lea Leaver"] * 2
+
+
+def test_a_revocation_a_slower_database_clock_stamped_before_the_change_still_counts(
+    owner, security_admin
+):
+    """The change's time is the app's clock, revocations the database's: a leaver's access
+    revoked by the change itself counts as held at it even if the two clocks disagree a little;
+    access revoked a minute before does not."""
+    deploy = make_entitlement(tier=RiskTier.HIGH, owners=[owner], name="deploy")
+    read = make_entitlement(tier=RiskTier.LOW, owners=[owner], name="read")
+    person = UserFactory(display_name="Sol Skewed")
+    created_at(person, now() - 30 * DAY)
+    by_change = window(direct_grant(person, deploy), now() - 20 * DAY, now() + DAY)
+    earlier = window(direct_grant(person, read), now() - 20 * DAY, now() + DAY)
+    user_set_employment_status(user=person, status="left", actor=security_admin)
+    change = person.history.filter(employment_status="left").earliest("history_date").history_date
+    Grant.objects.filter(pk=by_change.pk).update(revoked_at=change - 2 * SECOND)
+    Grant.objects.filter(pk=earlier.pk).update(revoked_at=change - 60 * SECOND)
+
+    (row,) = leavers_rows()
+    assert row["then"] == f"#{by_change.pk} {deploy.system.name} / high / deploy"
+    assert row["removed"] == "0s"
+
+
+def test_a_leaver_still_leaving_is_flagged_but_one_back_at_work_is_not(owner):
+    deploy = make_entitlement(tier=RiskTier.HIGH, owners=[owner], name="deploy")
+    leaving = UserFactory(display_name="Lou Leaving")
+    back = UserFactory(display_name="Bea Back")
+    for person in (leaving, back):
+        created_at(person, now() - 30 * DAY)
+        window(direct_grant(person, deploy), now() - 20 * DAY, now() + 10 * DAY)
+        person.employment_status = User.EmploymentStatus.LEAVING
+        person.save()
+    back.employment_status = User.EmploymentStatus.ACTIVE
+    back.save()
+
+    flags = {name(row): row["breaches"] for row in leavers_rows()}
+    assert flags == {
+        "Lou Leaving": "Leaving and still holds 1: remove by their last day",
+        "Bea Back": "None",
+    }
+
+
+def test_movers_show_the_team_or_manager_change_and_keep_access_without_a_flag(
+    owner, manager, security_admin
+):
+    clock = now()
+    deploy = make_entitlement(tier=RiskTier.HIGH, owners=[owner], name="deploy")
+    old_team, new_team = TeamFactory(name="Payments"), TeamFactory(name="Ledger")
+    max_ = UserFactory(display_name="Max Mover", team=old_team, manager=manager)
+    mia = UserFactory(display_name="Mia Manager-change", team=new_team, manager=manager)
+    robot = UserFactory(display_name="Deploy bot", team=old_team, kind=User.Kind.SERVICE)
+    for person in (max_, mia, robot):
+        created_at(person, clock - 30 * DAY)
+    held = window(direct_grant(max_, deploy), clock - 20 * DAY, clock + 10 * DAY)
+    mias = window(direct_grant(mia, deploy), clock - 20 * DAY, clock + 10 * DAY)
+
+    max_.team = new_team
+    max_.save()
+    at_time(max_, clock - 4 * DAY)
+    mia.manager = security_admin
+    mia.save()
+    at_time(mia, clock - 3 * DAY)
+    grant_revoke(actor=owner, grant_id=mias.pk, reason="Moved to another manager's area")
+    Grant.objects.filter(pk=mias.pk).update(revoked_at=clock - DAY)
+    robot.team = new_team  # service accounts are not people who move
+    robot.save()
+
+    found = {name(row): row for row in leavers_rows()}
+    assert set(found) == {"Max Mover", "Mia Manager-change"}
+    assert found["Max Mover"]["change"] == "Team: Payments → Ledger"
+    assert found["Max Mover"]["then"] == f"#{held.pk} {deploy.system.name} / high / deploy"
+    assert found["Max Mover"]["held_count"] == 1
+    assert found["Max Mover"]["removed"] == "n/a (mover): 1 of 1 kept"
+    assert found["Max Mover"]["breaches"] == "None"
+    assert found["Mia Manager-change"]["change"] == (
+        "Manager: Mina Manager <mina@example.com> → Sam Security <sam@example.com>"
+    )
+    assert found["Mia Manager-change"]["removed"] == "2d 0h"
+    # Filters: movers only, leavers only, by the team before the move.
+    assert {name(row) for row in leavers_rows(change="movers")} == set(found)
+    assert leavers_rows(change="leavers") == []
+    assert [name(row) for row in leavers_rows(team=str(old_team.pk))] == ["Max Mover"]
