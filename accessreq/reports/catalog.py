@@ -2,6 +2,6 @@
 
 # isort: off
 from accessreq.reports import access_as_of, approvals  # noqa: F401
-from accessreq.reports import breakglass, leavers  # noqa: F401
+from accessreq.reports import breakglass, leavers, dormant  # noqa: F401
 from accessreq.reports import attempts  # noqa: F401
 # isort: on

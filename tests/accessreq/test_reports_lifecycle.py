@@ -1,16 +1,20 @@
 """The lifecycle reports' rows against constructed histories: break-glass uses reviewed, revoked,
-overdue and still due; leavers whose access was removed or not and movers who kept theirs.
-Times are moved by rewriting the database, never by patching."""
+overdue and still due; leavers whose access was removed or not and movers who kept theirs; grants
+dormant by their last recorded use or never used. Times are moved by rewriting the database,
+never by patching; the pages' queries stay the same with more rows."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accessreq.models import AccessRequest, Grant, RiskTier
 from accessreq.reports.base import Report
 from accessreq.reports.breakglass import BreakGlass
+from accessreq.reports.dormant import Dormant
 from accessreq.reports.leavers import LeaversMovers
 from accessreq.services.breakglass import (
     break_glass_overdue_alerts,
@@ -352,3 +356,98 @@ def test_movers_show_the_team_or_manager_change_and_keep_access_without_a_flag(
     assert {name(row) for row in leavers_rows(change="movers")} == set(found)
     assert leavers_rows(change="leavers") == []
     assert [name(row) for row in leavers_rows(team=str(old_team.pk))] == ["Max Mover"]
+
+
+# --- Dormant access ---------------------------------------------------------------------------
+
+
+def dormant_rows(**query) -> dict[int, dict[str, object]]:
+    report = build_report("dormant", query, at=now())
+    assert isinstance(report, Dormant)
+    return {row["grant"]: row for row in rows(report)}
+
+
+def test_dormant_lists_active_grants_unused_or_never_used_for_n_days(owner, security_admin):
+    clock = now()
+    deploy = make_entitlement(tier=RiskTier.HIGH, owners=[owner], name="deploy")
+    people = [UserFactory(display_name=f"Holder {n}") for n in range(7)]
+
+    def grant(n: int, started_days: float, *, used_days: float | None = None, **end) -> Grant:
+        made = window(
+            direct_grant(people[n], deploy),
+            clock - started_days * DAY,
+            end.get("until", clock + 10 * DAY),
+        )
+        if used_days is not None:
+            Grant.objects.filter(pk=made.pk).update(last_used_at=clock - used_days * DAY)
+        return Grant.objects.get(pk=made.pk)
+
+    idle = grant(0, 60, used_days=40)
+    never = grant(1, 45)
+    recent = grant(2, 60, used_days=5)
+    young = grant(3, 10)
+    revoked = grant(4, 60)
+    grant_revoke(actor=security_admin, grant_id=revoked.pk, reason="No longer needed")
+    grant(5, 60, until=clock - DAY)  # ended
+    later = grant(6, 60)
+    Grant.objects.filter(pk=later.pk).update(starts_at=clock + DAY, expires_at=clock + 2 * DAY)
+
+    found = dormant_rows()
+    assert list(found) == [never.pk, idle.pk]  # the longest idle first
+    assert found[idle.pk]["last_used"] == utc(clock - 40 * DAY)
+    assert found[idle.pk]["idle"] == 40
+    assert found[idle.pk]["since"] == utc(clock - 60 * DAY)
+    assert found[idle.pk]["until"] == utc(clock + 10 * DAY)
+    assert found[idle.pk]["request"] == idle.request_id
+    assert found[idle.pk]["tier"] == "High"
+    assert found[never.pk]["last_used"] == "Never used"
+    assert found[never.pk]["idle"] == 45
+
+    assert set(dormant_rows(days="7")) == {idle.pk, never.pk, young.pk}
+    assert set(dormant_rows(days="41")) == {never.pk}
+    assert recent.pk in dormant_rows(days="4")
+    assert set(dormant_rows(person="holder 1")) == {never.pk}
+    assert dormant_rows(tier=RiskTier.LOW) == {}
+    for bad in ("0", "3651", "soon"):
+        with pytest.raises(Exception, match="not valid"):
+            build_report("dormant", {"days": bad}, at=now())
+
+
+# --- The pages --------------------------------------------------------------------------------
+
+
+def test_the_pages_run_the_same_queries_with_more_rows(verified_client, auditor, owner):
+    client = verified_client(auditor)
+    urgent = make_entitlement(
+        tier=RiskTier.HIGH, system_owners=[owner], emergency_capable=True, name="deploy"
+    )
+    team = TeamFactory(name="Payments")
+
+    def more(count: int) -> None:
+        for _ in range(count):
+            person = UserFactory(team=team, groups=[ON_CALL])
+            created_at(person, now() - 30 * DAY)
+            take(person, urgent)
+            window(direct_grant(person, make_entitlement()), now() - 40 * DAY, now() + DAY)
+            person.employment_status = User.EmploymentStatus.LEFT
+            person.team = TeamFactory()
+            person.save()
+
+    def queries() -> tuple[int, str]:
+        pages = []
+        with CaptureQueriesContext(connection) as captured:
+            for slug in ("break-glass", "leavers-movers", "dormant"):
+                response = client.get(f"/reports/{slug}/")
+                assert response.status_code == 200
+                pages.append(response.content.decode())
+        return len(captured), "".join(pages)
+
+    more(1)
+    queries()  # once first: the database's one-time feature checks (SQLite's JSON) are not rows
+    few, _ = queries()
+    more(8)
+    many, page = queries()
+    assert many == few
+    # Each left holding their break-glass and their other grant.
+    assert page.count("Left but still holds 2") == 9
+    assert page.count('class="breach"') == 9

@@ -206,11 +206,28 @@ def test_a_scope_of_the_longest_slugs_is_decided_and_recorded(pipeline: Pipeline
 
 
 def test_an_allowed_decision_stamps_its_grant_as_used_at_most_hourly(pipeline: Pipeline) -> None:
+    from accessreq.reports.dormant import Dormant
     from accessreq.services import grants
     from accessreq.services.common import now
+    from accessreq.services.reports import build_report
 
     issued = minted(pipeline)
     grant = Grant.objects.get(beneficiary=pipeline.account)
+    # Held for two months and never used: dormant.
+    clock = now()
+    Grant.objects.filter(pk=grant.pk).update(
+        starts_at=clock - timedelta(days=60),
+        created_at=clock - timedelta(days=60),
+        expires_at=clock + timedelta(days=10),
+    )
+
+    def dormant() -> set[int]:
+        report = build_report("dormant", {}, at=now())
+        assert isinstance(report, Dormant)
+        return {cells[3] for cells in report.rows()}
+
+    assert dormant() == {grant.pk}
+
     # Refused: nothing is stamped.
     assert ask(pipeline, issued.secret, action="rollback").status_code == 403
     assert not Grant.objects.filter(last_used_at__isnull=False).exists()
@@ -219,6 +236,7 @@ def test_an_allowed_decision_stamps_its_grant_as_used_at_most_hourly(pipeline: P
     grant.refresh_from_db()
     first = grant.last_used_at
     assert first is not None and abs(first - now()) < timedelta(seconds=5)
+    assert dormant() == set()
 
     # Within the hour the stamp stays: the process remembers it, and so does the database's
     # condition for another process that doesn't.
