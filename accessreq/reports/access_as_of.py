@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from accessreq.models import Approval, Grant, GrantState
+from accessreq.models import Grant, GrantState, RiskTier
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
 from accessreq.reports.forms import AsOfForm
@@ -56,6 +56,28 @@ class AccessAsOf(Report):
         Column("approvers", "Approved by", 2.2),
         Column("now", "Now", 1.1),
     ]
+    fields = (
+        "pk",
+        "beneficiary__display_name",
+        "beneficiary__email",
+        "beneficiary__team__name",
+        "entitlement__system__name",
+        "entitlement__environment__name",
+        "entitlement__name",
+        "entitlement__environment__risk_tier",
+        "state",
+        "break_glass",
+        "starts_at",
+        "expires_at",
+        "then_expires_at",
+        "revoked_at",
+        "revoked_by__display_name",
+        "revoked_by__email",
+        "request_id",
+        "request__requester__display_name",
+        "request__requester__email",
+        "request__justification",
+    )
 
     def queryset(self) -> QuerySet[Grant]:
         grants = common.catalog_filters(
@@ -64,50 +86,49 @@ class AccessAsOf(Report):
             entitlement="entitlement",
             person="beneficiary",
         )
-        return (
-            grants.select_related(
-                "beneficiary__team",
-                "entitlement__system",
-                "entitlement__environment",
-                "request__requester",
-                "revoked_by",
-            )
-            .prefetch_related(
-                Prefetch(
-                    "request__approvals",
-                    queryset=Approval.objects.select_related("approver", "on_behalf_of").order_by(
-                        "stage", "decided_at", "pk"
-                    ),
-                )
-            )
-            .order_by("beneficiary__display_name", "beneficiary__email", "entitlement__pk", "pk")
+        return grants.order_by(
+            "beneficiary__display_name", "beneficiary__email", "entitlement__pk", "pk"
         )
 
     def facts(self) -> list[tuple[str, str]]:
         return [("As of", common.utc(self.params["as_of"])), *common.catalog_facts(self.params)]
 
-    def cells(self, grant: Any) -> list[Any]:
-        access_request = grant.request
-        if grant.state == GrantState.REVOKED:
-            now = f"Revoked {common.utc(grant.revoked_at)}"
-            if grant.revoked_by_id:
-                now += f" by {common.person(grant.revoked_by)}"
-        elif grant.expires_at <= self.at:
-            now = f"Ended {common.utc(grant.expires_at)}"
+    def attach(self, records: list[dict[str, Any]]) -> None:
+        approvals = common.approvals_by_request([record["request_id"] for record in records])
+        for record in records:
+            record["approvals"] = approvals[record["request_id"]]
+
+    def cells(self, grant: dict[str, Any]) -> list[Any]:
+        if grant["state"] == GrantState.REVOKED:
+            now = f"Revoked {common.utc(grant['revoked_at'])}"
+            if grant["revoked_by__email"]:
+                now += " by " + common.named(
+                    grant["revoked_by__display_name"], grant["revoked_by__email"]
+                )
+        elif grant["expires_at"] <= self.at:
+            now = f"Ended {common.utc(grant['expires_at'])}"
         else:
-            now = f"Held until {common.utc(grant.expires_at)}"
+            now = f"Held until {common.utc(grant['expires_at'])}"
         return [
-            common.person(grant.beneficiary),
-            grant.beneficiary.team.name if grant.beneficiary.team_id else "",
-            common.entitlement(grant.entitlement),
-            grant.entitlement.environment.get_risk_tier_display(),
-            grant.pk,
-            common.utc(grant.starts_at),
-            common.utc(grant.then_expires_at),
-            access_request.pk,
-            common.person(access_request.requester),
-            access_request.justification,
-            common.approvers(access_request)
-            or ("Break-glass" if grant.break_glass else "No approval recorded"),
+            common.named(grant["beneficiary__display_name"], grant["beneficiary__email"]),
+            grant["beneficiary__team__name"] or "",
+            " / ".join(
+                (
+                    grant["entitlement__system__name"],
+                    grant["entitlement__environment__name"],
+                    grant["entitlement__name"],
+                )
+            ),
+            str(RiskTier(grant["entitlement__environment__risk_tier"]).label),
+            grant["pk"],
+            common.utc(grant["starts_at"]),
+            common.utc(grant["then_expires_at"]),
+            grant["request_id"],
+            common.named(
+                grant["request__requester__display_name"], grant["request__requester__email"]
+            ),
+            grant["request__justification"],
+            common.approvers(grant["approvals"])
+            or ("Break-glass" if grant["break_glass"] else "No approval recorded"),
             now,
         ]

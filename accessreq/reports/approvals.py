@@ -14,16 +14,16 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from accessreq.models import (
     AccessRequest,
-    Approval,
     ConflictRule,
     Decision,
     Grant,
     RequestKind,
+    RiskTier,
 )
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
@@ -50,46 +50,41 @@ def _conflicting_grant() -> Exists:
     )
 
 
-def breaches(access_request: Any) -> list[str]:
+def breaches(row: dict[str, Any]) -> list[str]:
     """What in this granted request broke policy, in words; empty when nothing did."""
     found = []
-    approvals = list(access_request.approvals.all())
-    approved = [a for a in approvals if a.decision == Decision.APPROVE]
-    people = {a.approver_id for a in approved}
-    if access_request.requester_id in people:
+    approved = [a for a in row["approvals"] if a["decision"] == Decision.APPROVE]
+    people = {a["approver_id"] for a in approved}
+    if row["requester_id"] in people:
         found.append("Requester approved it")
-    if (
-        access_request.beneficiary_id in people
-        and access_request.beneficiary_id != access_request.requester_id
-    ):
+    if row["beneficiary_id"] in people and row["beneficiary_id"] != row["requester_id"]:
         found.append("Beneficiary approved it")
-    if access_request.kind == RequestKind.BREAK_GLASS:
-        if access_request.reviewed_at is None:
+    if row["kind"] == RequestKind.BREAK_GLASS:
+        if row["reviewed_at"] is None:
             found.append(
                 "Break-glass review overdue"
-                if access_request.review_overdue_at
+                if row["review_overdue_at"]
                 else "Break-glass not reviewed yet"
             )
     else:
         if not approved:
             found.append("No approval recorded")
         limit = timedelta(seconds=settings.MFA_STEP_UP_SECONDS)
-        for stage in access_request.stages or []:
+        for stage in row["stages"] or []:
             position = stage.get("position")
-            at_stage = [a for a in approved if a.stage == position]
+            at_stage = [a for a in approved if a["stage"] == position]
             quorum = int(stage.get("quorum", 1))
             if len(at_stage) < quorum:
                 found.append(f"Stage {position}: {len(at_stage)} of {quorum} approvals")
             if stage.get("step_up") and any(
-                a.mfa_age_seconds is None or timedelta(seconds=a.mfa_age_seconds) > limit
+                a["mfa_age_seconds"] is None or timedelta(seconds=a["mfa_age_seconds"]) > limit
                 for a in at_stage
             ):
                 found.append(f"Stage {position}: decided without fresh MFA")
-        grant = access_request.grant
-        last = max((a.decided_at for a in approved), default=None)
-        if grant.request_id == access_request.pk and last and grant.starts_at < last:
+        last = max((a["decided_at"] for a in approved), default=None)
+        if row["grant__request_id"] == row["pk"] and last and row["grant__starts_at"] < last:
             found.append("Access started before its approval")
-    if access_request.conflicting:
+    if row["conflicting"]:
         found.append("Held with a conflicting entitlement (separation of duties)")
     return found
 
@@ -104,23 +99,47 @@ class Approvals(Report):
     )
     form_class = PeriodForm
     columns: ClassVar[list[Column]] = [
-        Column("request", "Request", 0.5, link="request_detail"),
+        Column("request", "Request", 0.6, link="request_detail"),
         Column("kind", "Kind", 0.7),
         Column("person", "For", 1.4),
         Column("entitlement", "Entitlement", 1.7),
         Column("tier", "Tier", 0.6),
+        Column("breaches", "Policy breaches", 1.6),
         Column("requester", "Requested by", 1.4),
         Column("justification", "Justification", 1.7),
         Column("submitted", "Submitted", 1.0),
         Column("decisions", "Decisions (stage, who, when, MFA)", 2.6),
         Column("decided", "Granted", 1.0),
         Column("wait", "Time to decide", 0.7),
-        Column("grant", "Grant", 0.5, link="grant_detail"),
-        Column("breaches", "Policy breaches", 1.6),
+        Column("grant", "Grant", 0.6, link="grant_detail"),
     ]
+    fields = (
+        "pk",
+        "kind",
+        "requester_id",
+        "requester__display_name",
+        "requester__email",
+        "beneficiary_id",
+        "beneficiary__display_name",
+        "beneficiary__email",
+        "entitlement__system__name",
+        "entitlement__environment__name",
+        "entitlement__name",
+        "entitlement__environment__risk_tier",
+        "justification",
+        "stages",
+        "created_at",
+        "decided_at",
+        "reviewed_at",
+        "review_overdue_at",
+        "grant_id",
+        "grant__request_id",
+        "grant__starts_at",
+        "conflicting",
+    )
 
     def queryset(self) -> QuerySet[AccessRequest]:
-        requests = AccessRequest.objects.filter(
+        requests: QuerySet[AccessRequest] = AccessRequest.objects.filter(
             grant__isnull=False,
             decided_at__gte=self.params["since"],
             decided_at__lt=self.params["until"],
@@ -128,25 +147,7 @@ class Approvals(Report):
         requests = common.catalog_filters(
             requests, self.params, entitlement="entitlement", person="beneficiary"
         )
-        return (
-            requests.annotate(conflicting=_conflicting_grant())
-            .select_related(
-                "requester",
-                "beneficiary",
-                "entitlement__system",
-                "entitlement__environment",
-                "grant",
-            )
-            .prefetch_related(
-                Prefetch(
-                    "approvals",
-                    queryset=Approval.objects.select_related("approver", "on_behalf_of").order_by(
-                        "stage", "decided_at", "pk"
-                    ),
-                )
-            )
-            .order_by("decided_at", "pk")
-        )
+        return requests.annotate(conflicting=_conflicting_grant()).order_by("decided_at", "pk")
 
     def facts(self) -> list[tuple[str, str]]:
         return [
@@ -155,19 +156,30 @@ class Approvals(Report):
             *common.catalog_facts(self.params),
         ]
 
-    def cells(self, access_request: Any) -> list[Any]:
+    def attach(self, records: list[dict[str, Any]]) -> None:
+        approvals = common.approvals_by_request([record["pk"] for record in records])
+        for record in records:
+            record["approvals"] = approvals[record["pk"]]
+
+    def cells(self, row: dict[str, Any]) -> list[Any]:
         return [
-            access_request.pk,
-            access_request.get_kind_display(),
-            common.person(access_request.beneficiary),
-            common.entitlement(access_request.entitlement),
-            access_request.entitlement.environment.get_risk_tier_display(),
-            common.person(access_request.requester),
-            access_request.justification,
-            common.utc(access_request.created_at),
-            common.approvers(access_request),
-            common.utc(access_request.decided_at),
-            common.duration(access_request.decided_at - access_request.created_at),
-            access_request.grant_id,
-            "; ".join(breaches(access_request)) or "None",
+            row["pk"],
+            str(RequestKind(row["kind"]).label),
+            common.named(row["beneficiary__display_name"], row["beneficiary__email"]),
+            " / ".join(
+                (
+                    row["entitlement__system__name"],
+                    row["entitlement__environment__name"],
+                    row["entitlement__name"],
+                )
+            ),
+            str(RiskTier(row["entitlement__environment__risk_tier"]).label),
+            "; ".join(breaches(row)) or "None",
+            common.named(row["requester__display_name"], row["requester__email"]),
+            row["justification"],
+            common.utc(row["created_at"]),
+            common.approvers(row["approvals"]),
+            common.utc(row["decided_at"]),
+            common.duration(row["decided_at"] - row["created_at"]),
+            row["grant_id"],
         ]

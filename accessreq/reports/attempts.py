@@ -63,11 +63,12 @@ def _reason(data: Any) -> str:
     return "; ".join(parts)
 
 
-def _who(event: AuditEvent) -> str:
-    tried = event.data.get("email") if isinstance(event.data, dict) else None
-    if tried and event.actor_kind == AuditEvent.ActorKind.ANONYMOUS:
+def _who(event: dict[str, Any]) -> str:
+    data = event["data"]
+    tried = data.get("email") if isinstance(data, dict) else None
+    if tried and event["actor_kind"] == AuditEvent.ActorKind.ANONYMOUS:
         return f"{tried} (not signed in)"
-    return event.actor_name
+    return str(event["actor_name"])
 
 
 @register
@@ -89,6 +90,19 @@ class Attempts(Report):
         Column("reason", "Reason", 2.0),
         Column("ip", "Address", 0.8),
     ]
+
+    fields = (
+        "sequence",
+        "occurred_at",
+        "action",
+        "actor_name",
+        "actor_kind",
+        "target_type",
+        "target_id",
+        "target_repr",
+        "data",
+        "ip",
+    )
 
     def _actions(self) -> tuple[str, ...]:
         kind = self.params.get("kind")
@@ -120,14 +134,16 @@ class Attempts(Report):
         return facts
 
     def cells(self, event: Any) -> list[Any]:
+        target = event["target_repr"] or (
+            f"{event['target_type']}:{event['target_id']}" if event["target_id"] else ""
+        )
         return [
-            event.sequence,
-            common.utc(event.occurred_at),
-            _KIND_OF.get(event.action, ""),
-            ACTIONS.get(event.action, event.action),
+            event["sequence"],
+            common.utc(event["occurred_at"]),
+            _KIND_OF.get(event["action"], ""),
+            ACTIONS.get(event["action"], event["action"]),
             _who(event),
-            event.target_repr
-            or (f"{event.target_type}:{event.target_id}" if event.target_id else ""),
-            _reason(event.data),
-            event.ip or "",
+            target,
+            _reason(event["data"]),
+            event["ip"] or "",
         ]

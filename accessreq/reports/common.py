@@ -77,24 +77,61 @@ def catalog_facts(params: dict[str, Any]) -> list[tuple[str, str]]:
     return facts
 
 
-def approvers(access_request: Any) -> str:
-    """``Stage 1: Ada <ada@…> approved 2026-03-01 10:00 UTC (totp, MFA 40s old)``, one per line,
-    from the request's prefetched approvals."""
+def named(name: str | None, email: str | None) -> str:
+    """``person`` for a row's ``..._display_name`` and ``..._email`` values."""
+    if not email:
+        return ""
+    return f"{name} <{email}>" if name else email
+
+
+APPROVAL_FIELDS = (
+    "request_id",
+    "stage",
+    "approver_id",
+    "approver__display_name",
+    "approver__email",
+    "on_behalf_of__display_name",
+    "on_behalf_of__email",
+    "decision",
+    "decided_at",
+    "mfa_method",
+    "mfa_age_seconds",
+)
+
+
+def approvals_by_request(request_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The approvals of these requests, each request's in stage and time order (one query)."""
+    from accessreq.models import Approval
+
+    found: dict[int, list[dict[str, Any]]] = {pk: [] for pk in request_ids}
+    rows = (
+        Approval.objects.filter(request_id__in=request_ids)
+        .order_by("request_id", "stage", "decided_at", "pk")
+        .values(*APPROVAL_FIELDS)
+    )
+    for row in rows:
+        found[row["request_id"]].append(row)
+    return found
+
+
+def approvers(approvals: list[dict[str, Any]]) -> str:
+    """``Stage 1: Ada <ada@…> approved 2026-03-01 10:00 UTC (totp, MFA 40s old)``, one per line."""
+    from accessreq.models import Decision
+
     lines = []
-    for approval in access_request.approvals.all():
-        who = person(approval.approver)
-        if approval.on_behalf_of_id:
-            who += f" for {person(approval.on_behalf_of)}"
-        mfa = ""
-        if approval.mfa_method:
-            age = (
-                f", MFA {duration(timedelta(seconds=approval.mfa_age_seconds))} old"
-                if approval.mfa_age_seconds is not None
-                else ""
+    for approval in approvals:
+        who = named(approval["approver__display_name"], approval["approver__email"])
+        if approval["on_behalf_of__email"]:
+            who += " for " + named(
+                approval["on_behalf_of__display_name"], approval["on_behalf_of__email"]
             )
-            mfa = f" ({approval.mfa_method}{age})"
+        mfa = ""
+        if approval["mfa_method"]:
+            age = approval["mfa_age_seconds"]
+            age_text = f", MFA {duration(timedelta(seconds=age))} old" if age is not None else ""
+            mfa = f" ({approval['mfa_method']}{age_text})"
+        decision = str(Decision(approval["decision"]).label).lower()
         lines.append(
-            f"Stage {approval.stage}: {who} {approval.get_decision_display().lower()} "
-            f"{utc(approval.decided_at)}{mfa}"
+            f"Stage {approval['stage']}: {who} {decision} {utc(approval['decided_at'])}{mfa}"
         )
     return "\n".join(lines)

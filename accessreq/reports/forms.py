@@ -54,7 +54,7 @@ class PeriodForm(_CatalogFilters):
         super().__init__(*args, **kwargs)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         until = data.get("until") or self.at
         since = data.get("since") or until - timedelta(days=DEFAULT_DAYS)
         if since >= until:
@@ -77,7 +77,7 @@ class AsOfForm(_CatalogFilters):
         super().__init__(*args, **kwargs)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         as_of = data.get("as_of") or self.at
         if as_of > self.at:
             self.add_error("as_of", "Pick a moment in the past: reports show what happened.")

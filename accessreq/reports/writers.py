@@ -176,9 +176,23 @@ def write_pdf(
     pdf_heading(pdf, "Rows")
     usable = pdf.w - pdf.l_margin - pdf.r_margin
     total = sum(column.width for column in report.columns)
+    pdf.set_font("Helvetica", "B", 6.5)
+    # Each column its share of the page, but never narrower than its longest heading word.
+    least = [
+        max(pdf.get_string_width(word) for word in pdf_text(column.label).split()) + 2.5
+        for column in report.columns
+    ]
+    shares = [
+        max(usable * column.width / total, floor)
+        for column, floor in zip(report.columns, least, strict=True)
+    ]
+    scale = usable / sum(shares)
     table = PdfTable(
         pdf,
-        [(column.label, usable * column.width / total) for column in report.columns],
+        [
+            (column.label, share * scale)
+            for column, share in zip(report.columns, shares, strict=True)
+        ],
         size=6.5,
     )
     table.head()

@@ -15,6 +15,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,7 +65,9 @@ def build_report(slug: str, query: dict[str, Any], *, at: datetime) -> Report:
     form = cls.form_class(data, at=at)  # type: ignore[call-arg]
     if not form.is_valid():
         problems = "; ".join(
-            f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)
+            f"{name}: {' '.join(str(e) for e in errors)}"
+            if name != "__all__"
+            else " ".join(str(e) for e in errors)
             for name, errors in form.errors.items()
         )
         raise NotAllowed(f"The report's parameters are not valid: {problems}")
@@ -197,14 +200,29 @@ def report_export(
         return _queue(report, fmt, query, rows=rows, actor=actor, http=http, at=at)
     handle = tempfile.TemporaryFile(prefix="gatehouse-report-bundle-")  # noqa: SIM115
     try:
-        data = write_export(report, fmt, handle, actor=actor)
-        sha256, size = _digest(handle)
-        data.update(sha256=sha256, size=size, delivery="download")
-        with transaction.atomic():
-            event = record(actor=actor, action="report.exported", data=data, request=http)
+        return report_export_to(report, fmt, handle, actor=actor, delivery="download", http=http)
     except BaseException:
         handle.close()
         raise
+
+
+def report_export_to(
+    report: Report,
+    fmt: str,
+    handle: IO[bytes],
+    *,
+    actor: Any,
+    delivery: str,
+    http: HttpRequest | None = None,
+) -> ExportFile:
+    """Write the signed export of ``report`` to ``handle`` (readable, seekable) and record it.
+    The event comes after the file, in its own short transaction, as for every evidence export:
+    the ledger's writer lock is never held through a long write."""
+    data = write_export(report, fmt, handle, actor=actor)
+    sha256, size = _digest(handle)
+    data.update(sha256=sha256, size=size, delivery=delivery)
+    with transaction.atomic():
+        event = record(actor=actor, action="report.exported", data=data, request=http)
     return ExportFile(
         handle=handle, filename=data["filename"], sha256=sha256, size=size, event=event
     )
@@ -292,10 +310,10 @@ def report_export_build(export_id: int, *, actor: Any) -> bool:
     path = export_folder() / name
     try:
         report = build_report(export.report, export.query, at=export.created_at)
-        with open(path, "wb") as handle:
-            data = write_export(report, export.format, handle, actor=person, progress=progress)
-        with open(path, "rb") as handle:
-            sha256, size = _digest(handle)
+        with open(path, "wb") as out:
+            data = write_export(report, export.format, out, actor=person, progress=progress)
+        with open(path, "rb") as written:
+            sha256, size = _digest(written)
     except (NotAllowed, ledger_export.ExportError) as exc:
         path.unlink(missing_ok=True)
         _fail(export, str(exc), actor=actor)
@@ -417,7 +435,7 @@ def report_exports_sweep(*, actor: Any) -> dict[str, int]:
         if ReportExport.objects.filter(pk=export.pk, state=ExportState.RUNNING).update(
             state=ExportState.QUEUED
         ):
-            transaction.on_commit(lambda pk=export.pk: report_export_build.delay(pk))
+            transaction.on_commit(partial(report_export_build.delay, export.pk))
             counts["requeued"] += 1
     forgotten = ReportExport.objects.filter(
         state=ExportState.QUEUED, created_at__lt=clock - timedelta(minutes=2)

@@ -102,9 +102,9 @@ def report(request: HttpRequest, slug: str) -> HttpResponse:
         form = cls.form_class({}, at=at)  # type: ignore[call-arg]
         form.is_valid()
     built = cls(form.cleaned_data, at=at)
-    paginator = Paginator(built.queryset(), PER_PAGE)
+    paginator = Paginator(built.records(), PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
-    rows = [_cells(cls, built.cells(obj)) for obj in page.object_list]
+    rows = [_cells(cls, cells) for cells in built.cells_of(list(page.object_list))]
     service.report_view(built, actor=user, http=request)
     context.update(
         form=form,

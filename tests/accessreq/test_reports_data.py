@@ -5,6 +5,7 @@ from the real sign-in pages. Times are moved by rewriting the database, never by
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db.models import F
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
 
 
-def rows(report: Report) -> list[dict[str, object]]:
+def rows(report: Report) -> list[dict[str, Any]]:
     keys = [column.key for column in report.columns]
     return [dict(zip(keys, cells, strict=True)) for cells in report.rows()]
 
@@ -107,7 +108,7 @@ def test_as_of_in_the_future_is_refused():
         as_of(now() + DAY)
 
 
-def approvals_rows(**query) -> dict[int, dict[str, object]]:
+def approvals_rows(**query) -> dict[int, dict[str, Any]]:
     report = build_report("approvals", query, at=now())
     assert isinstance(report, Approvals)
     return {row["request"]: row for row in rows(report)}

@@ -245,6 +245,7 @@ def test_a_big_export_is_built_by_a_worker_with_progress_and_a_download(
         callback()
     export.refresh_from_db()
     assert export.state == ExportState.READY and export.rows_done == 3
+    assert export.expires_at and export.finished_at
     assert export.expires_at - export.finished_at == timedelta(hours=24)
     ready = client.get(f"/reports/exports/{export.pk}/").content.decode()
     assert f"/reports/exports/{export.pk}/download/" in ready and "<progress" not in ready
