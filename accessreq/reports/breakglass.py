@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from django.db.models import QuerySet
 
-from accessreq.models import AccessRequest, RequestKind
+from accessreq.models import AccessRequest, RequestKind, RiskTier
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
 from accessreq.reports.forms import PeriodForm
@@ -23,42 +23,45 @@ from accessreq.reports.forms import PeriodForm
 STILL_HELD = "Still held"
 
 
-def ended(grant: Any, at: datetime) -> str:
+def ended(row: dict[str, Any], at: datetime) -> str:
     """How the access ended, or that it has not, as of ``at``."""
-    if grant.revoked_at is not None:
-        text = f"Revoked {common.utc(grant.revoked_at)}"
-        if grant.revoked_by_id:
-            text += f" by {common.person(grant.revoked_by)}"
+    if row["grant__revoked_at"] is not None:
+        text = f"Revoked {common.utc(row['grant__revoked_at'])}"
+        if row["grant__revoked_by__email"]:
+            text += " by " + common.named(
+                row["grant__revoked_by__display_name"], row["grant__revoked_by__email"]
+            )
         return text
-    if grant.expires_at <= at:
-        return f"Expired {common.utc(grant.expires_at)}"
-    return f"{STILL_HELD} until {common.utc(grant.expires_at)}"
+    if row["grant__expires_at"] <= at:
+        return f"Expired {common.utc(row['grant__expires_at'])}"
+    return f"{STILL_HELD} until {common.utc(row['grant__expires_at'])}"
 
 
-def lasted(grant: Any, at: datetime) -> str:
+def lasted(row: dict[str, Any], at: datetime) -> str:
     """Grant start to its revocation or end; ``Still held`` while it runs."""
-    if grant.revoked_at is not None:
-        return common.duration(max(grant.revoked_at, grant.starts_at) - grant.starts_at)
-    if grant.expires_at <= at:
-        return common.duration(grant.expires_at - grant.starts_at)
+    start = row["grant__starts_at"]
+    if row["grant__revoked_at"] is not None:
+        return common.duration(max(row["grant__revoked_at"], start) - start)
+    if row["grant__expires_at"] <= at:
+        return common.duration(row["grant__expires_at"] - start)
     return STILL_HELD
 
 
-def review_status(access_request: Any, at: datetime) -> str:
-    due = access_request.review_due_at
-    if access_request.reviewed_at is not None:
-        text = (
-            f"Reviewed by {common.person(access_request.reviewed_by)} at "
-            f"{common.utc(access_request.reviewed_at)}"
-        )
-        if due is not None and access_request.reviewed_at > due:
+def review_status(row: dict[str, Any], at: datetime) -> str:
+    due, overdue = row["review_due_at"], row["review_overdue_at"]
+    if row["reviewed_at"] is not None:
+        who = common.named(row["reviewed_by__display_name"], row["reviewed_by__email"])
+        text = f"Reviewed by {who} at {common.utc(row['reviewed_at'])}"
+        if due is not None and row["reviewed_at"] > due:
             text += f", late (was due by {common.utc(due)})"
-        return f"{text}: {access_request.review_comment}"
-    if access_request.review_overdue_at is not None or (due is not None and due <= at):
-        text = f"Overdue since {common.utc(due or access_request.review_overdue_at)}"
-        if access_request.review_overdue_at is not None:
-            text += f" (alert raised {common.utc(access_request.review_overdue_at)})"
+        return f"{text}: {row['review_comment']}"
+    if due is not None and (overdue is not None or due <= at):
+        text = f"Overdue since {common.utc(due)}"
+        if overdue is not None:
+            text += f" (alert raised {common.utc(overdue)})"
         return text
+    if overdue is not None:
+        return f"Overdue (alert raised {common.utc(overdue)})"
     if due is not None:
         return f"Due by {common.utc(due)}"
     return "Not reviewed"
@@ -78,14 +81,37 @@ class BreakGlass(Report):
         Column("person", "Who", 1.4),
         Column("entitlement", "Entitlement", 1.6),
         Column("tier", "Tier", 0.6),
+        Column("review", "Review", 2.2),
         Column("reason", "Reason", 1.8),
         Column("incident", "Incident", 0.7),
         Column("started", "Started", 1.0),
         Column("ended", "Ended", 1.3),
         Column("lasted", "Lasted", 0.6),
         Column("grant", "Grant", 0.5, link="grant_detail"),
-        Column("review", "Review", 2.2),
     ]
+    fields = (
+        "pk",
+        "beneficiary__display_name",
+        "beneficiary__email",
+        "entitlement__system__name",
+        "entitlement__environment__name",
+        "entitlement__name",
+        "entitlement__environment__risk_tier",
+        "justification",
+        "incident",
+        "grant_id",
+        "grant__starts_at",
+        "grant__expires_at",
+        "grant__revoked_at",
+        "grant__revoked_by__display_name",
+        "grant__revoked_by__email",
+        "review_due_at",
+        "reviewed_at",
+        "reviewed_by__display_name",
+        "reviewed_by__email",
+        "review_comment",
+        "review_overdue_at",
+    )
 
     def queryset(self) -> QuerySet[AccessRequest]:
         uses: QuerySet[AccessRequest] = AccessRequest.objects.filter(
@@ -97,13 +123,7 @@ class BreakGlass(Report):
         uses = common.catalog_filters(
             uses, self.params, entitlement="entitlement", person="beneficiary"
         )
-        return uses.select_related(
-            "beneficiary",
-            "entitlement__system",
-            "entitlement__environment",
-            "grant__revoked_by",
-            "reviewed_by",
-        ).order_by("created_at", "pk")
+        return uses.order_by("created_at", "pk")
 
     def facts(self) -> list[tuple[str, str]]:
         return [
@@ -112,18 +132,23 @@ class BreakGlass(Report):
             *common.catalog_facts(self.params),
         ]
 
-    def cells(self, access_request: Any) -> list[Any]:
-        grant = access_request.grant
+    def cells(self, row: dict[str, Any]) -> list[Any]:
         return [
-            access_request.pk,
-            common.person(access_request.beneficiary),
-            common.entitlement(access_request.entitlement),
-            access_request.entitlement.environment.get_risk_tier_display(),
-            access_request.justification,
-            access_request.incident,
-            common.utc(grant.starts_at),
-            ended(grant, self.at),
-            lasted(grant, self.at),
-            grant.pk,
-            review_status(access_request, self.at),
+            row["pk"],
+            common.named(row["beneficiary__display_name"], row["beneficiary__email"]),
+            " / ".join(
+                (
+                    row["entitlement__system__name"],
+                    row["entitlement__environment__name"],
+                    row["entitlement__name"],
+                )
+            ),
+            str(RiskTier(row["entitlement__environment__risk_tier"]).label),
+            review_status(row, self.at),
+            row["justification"],
+            row["incident"],
+            common.utc(row["grant__starts_at"]),
+            ended(row, self.at),
+            lasted(row, self.at),
+            row["grant_id"],
         ]

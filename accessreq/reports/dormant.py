@@ -15,7 +15,7 @@ from django import forms
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 
-from accessreq.models import Grant
+from accessreq.models import Grant, RiskTier
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
 from accessreq.reports.forms import _CatalogFilters
@@ -77,6 +77,21 @@ class Dormant(Report):
         Column("request", "Request", 0.5, link="request_detail"),
     ]
 
+    fields = (
+        "pk",
+        "beneficiary__display_name",
+        "beneficiary__email",
+        "entitlement__system__name",
+        "entitlement__environment__name",
+        "entitlement__name",
+        "entitlement__environment__risk_tier",
+        "starts_at",
+        "last_used_at",
+        "idle_since",
+        "expires_at",
+        "request_id",
+    )
+
     def queryset(self) -> QuerySet[Grant]:
         grants = common.catalog_filters(
             dormant_grants(self.at, self.params["days"]),
@@ -84,9 +99,7 @@ class Dormant(Report):
             entitlement="entitlement",
             person="beneficiary",
         )
-        return grants.select_related(
-            "beneficiary", "entitlement__system", "entitlement__environment"
-        ).order_by("idle_since", "pk")
+        return grants.order_by("idle_since", "pk")
 
     def facts(self) -> list[tuple[str, str]]:
         return [
@@ -95,15 +108,21 @@ class Dormant(Report):
             *common.catalog_facts(self.params),
         ]
 
-    def cells(self, grant: Any) -> list[Any]:
+    def cells(self, grant: dict[str, Any]) -> list[Any]:
         return [
-            common.person(grant.beneficiary),
-            common.entitlement(grant.entitlement),
-            grant.entitlement.environment.get_risk_tier_display(),
-            grant.pk,
-            common.utc(grant.starts_at),
-            common.utc(grant.last_used_at) if grant.last_used_at else NEVER_USED,
-            (self.at - grant.idle_since).days,
-            common.utc(grant.expires_at),
-            grant.request_id,
+            common.named(grant["beneficiary__display_name"], grant["beneficiary__email"]),
+            " / ".join(
+                (
+                    grant["entitlement__system__name"],
+                    grant["entitlement__environment__name"],
+                    grant["entitlement__name"],
+                )
+            ),
+            str(RiskTier(grant["entitlement__environment__risk_tier"]).label),
+            grant["pk"],
+            common.utc(grant["starts_at"]),
+            common.utc(grant["last_used_at"]) if grant["last_used_at"] else NEVER_USED,
+            (self.at - grant["idle_since"]).days,
+            common.utc(grant["expires_at"]),
+            grant["request_id"],
         ]

@@ -14,36 +14,35 @@ at it: a revocation made by the change itself is never missed because two clocks
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from django import forms
-from django.db.models import (
-    Aggregate,
-    CharField,
-    Count,
-    F,
-    JSONField,
-    Max,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    TextField,
-    Value,
-)
-from django.db.models.functions import Cast, Coalesce, Concat, JSONObject
+from django.db.models import BigIntegerField, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from accessreq.models import Grant
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
 from accessreq.reports.forms import PeriodForm
-from portal.models import User
+from portal.models import Team, User
 
 CLOCK_SLACK = timedelta(seconds=5)
+ID: BigIntegerField[int, int] = BigIntegerField()
 LEAVING = (User.EmploymentStatus.LEAVING, User.EmploymentStatus.LEFT)
 CHANGES = {"leavers": "Leavers", "movers": "Movers (team or manager)"}
-_SEPARATOR = "\n"
+GRANT_FIELDS = (
+    "pk",
+    "beneficiary_id",
+    "created_at",
+    "starts_at",
+    "expires_at",
+    "revoked_at",
+    "entitlement__system__name",
+    "entitlement__environment__name",
+    "entitlement__name",
+)
 
 
 class LeaversForm(PeriodForm):
@@ -61,21 +60,7 @@ class LeaversForm(PeriodForm):
         self.fields["team"].help_text = "Their team before or after the change."
 
 
-class _Lines(Aggregate):
-    """Text values joined by newlines, in no set order: ``GROUP_CONCAT`` on SQLite,
-    ``STRING_AGG`` on PostgreSQL."""
-
-    function = "GROUP_CONCAT"
-    output_field = TextField()
-
-    def __init__(self, expression: Any) -> None:
-        super().__init__(expression, Value(_SEPARATOR))
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, function="STRING_AGG", **extra)
-
-
-def _previous(field: str | Any, output_field: Any = None) -> Subquery:
+def _previous(field: str) -> Subquery:
     """``field`` of the person's version just before this one."""
     versions = (
         User.history.model.objects.filter(id=OuterRef("id"))
@@ -85,45 +70,17 @@ def _previous(field: str | Any, output_field: Any = None) -> Subquery:
         )
         .order_by("-history_date", "-history_id")
     )
-    value = F(field) if isinstance(field, str) else field
-    return Subquery(versions.values(value=value)[:1], output_field=output_field)
+    return Subquery(versions.values(field)[:1])
 
 
-def _per_person(grants: QuerySet[Grant], aggregate: Any) -> Subquery:
-    return Subquery(
-        grants.order_by().values("beneficiary_id").annotate(value=aggregate).values("value")[:1]
-    )
+# A version that marked the person leaving or left (from another status).
+BECAME_LEAVER = Q(employment_status__in=LEAVING) & ~Q(employment_status=F("status_before"))
 
 
-def _label() -> Concat:
-    return Concat(
-        Value("#"),
-        Cast("pk", CharField()),
-        Value(" "),
-        "entitlement__system__name",
-        Value(" / "),
-        "entitlement__environment__name",
-        Value(" / "),
-        "entitlement__name",
-        output_field=TextField(),
-    )
-
-
-def people_changes(since: datetime, until: datetime, at: datetime) -> QuerySet[Any]:
+def people_changes(since: datetime, until: datetime) -> QuerySet[Any]:
     """Saved versions of people in ``[since, until)`` that marked them leaving or left or changed
-    their team or manager, annotated with the version before and with their access then and at
-    ``at`` (all in this one statement, so a page of rows is one query)."""
-    change = OuterRef("history_date")
-    mine = Grant.objects.filter(beneficiary_id=OuterRef("id"))
-    # Held at the change: started by then, not ended or revoked before it.
-    then = mine.filter(created_at__lte=change, starts_at__lte=change).filter(
-        expires_at__gt=change - CLOCK_SLACK
-    )
-    then = then.filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=change - CLOCK_SLACK))
-    # Held (or about to be) at ``at``.
-    held = mine.filter(revoked_at__isnull=True, expires_at__gt=at)
-    kept = then.filter(revoked_at__isnull=True, expires_at__gt=at)
-    versions = (
+    their team or manager, annotated with the version before (team and manager ids, 0 for none)."""
+    return (
         User.history.model.objects.filter(
             history_date__gte=since,
             history_date__lt=until,
@@ -132,57 +89,40 @@ def people_changes(since: datetime, until: datetime, at: datetime) -> QuerySet[A
         )
         .annotate(
             status_before=_previous("employment_status"),
-            team_before=Coalesce(_previous("team_id"), Value(0)),
-            manager_before=Coalesce(_previous("manager_id"), Value(0)),
-            team_now=Coalesce("team_id", Value(0)),
-            manager_now=Coalesce("manager_id", Value(0)),
+            team_before=Coalesce(_previous("team_id"), Value(0), output_field=ID),
+            manager_before=Coalesce(_previous("manager_id"), Value(0), output_field=ID),
+            team_now=Coalesce("team_id", Value(0), output_field=ID),
+            manager_now=Coalesce("manager_id", Value(0), output_field=ID),
         )
         .filter(status_before__isnull=False)
-        .filter(
-            (Q(employment_status__in=LEAVING) & ~Q(employment_status=F("status_before")))
-            | ~Q(team_now=F("team_before"))
-            | ~Q(manager_now=F("manager_before"))
+        .filter(BECAME_LEAVER | ~Q(team_now=F("team_before")) | ~Q(manager_now=F("manager_before")))
+    )
+
+
+def held_at_change(grant: dict[str, Any], when: datetime) -> bool:
+    """Started by ``when``, and neither ended nor revoked before it (within the clock slack)."""
+    edge = when - CLOCK_SLACK
+    return (
+        grant["created_at"] <= when
+        and grant["starts_at"] <= when
+        and grant["expires_at"] > edge
+        and (grant["revoked_at"] is None or grant["revoked_at"] > edge)
+    )
+
+
+def held_now(grant: dict[str, Any], at: datetime) -> bool:
+    """Held or about to be at ``at``: not revoked and not ended."""
+    return grant["revoked_at"] is None and grant["expires_at"] > at
+
+
+def _label(grant: dict[str, Any]) -> str:
+    return f"#{grant['pk']} " + " / ".join(
+        (
+            grant["entitlement__system__name"],
+            grant["entitlement__environment__name"],
+            grant["entitlement__name"],
         )
     )
-    return versions.annotate(
-        names_before=_previous(
-            JSONObject(
-                team=F("team__name"),
-                manager_name=F("manager__display_name"),
-                manager_email=F("manager__email"),
-            ),
-            output_field=JSONField(),
-        ),
-        status_today=Subquery(
-            User.objects.filter(pk=OuterRef("id")).order_by().values("employment_status")[:1]
-        ),
-        then_count=Coalesce(_per_person(then, Count("pk")), Value(0)),
-        then_names=_per_person(then, _Lines(_label())),
-        then_ended=_per_person(then, Max(Coalesce("revoked_at", "expires_at"))),
-        kept_count=Coalesce(_per_person(kept, Count("pk")), Value(0)),
-        held_count=Coalesce(_per_person(held, Count("pk")), Value(0)),
-        held_names=_per_person(held, _Lines(_label())),
-    )
-
-
-def _names(text: str | None) -> str:
-    """The grants' labels, one a line, in grant order."""
-    if not text:
-        return ""
-    lines = text.split(_SEPARATOR)
-    return _SEPARATOR.join(sorted(lines, key=lambda line: int(line[1:].split(" ", 1)[0])))
-
-
-def _manager(name: str | None, email: str | None) -> str:
-    if not email:
-        return "none"
-    return f"{name} <{email}>" if name else email
-
-
-def _team(name: str | None, key: int) -> str:
-    if not key:
-        return "no team"
-    return name or f"team #{key} (deleted)"
 
 
 @register
@@ -199,29 +139,41 @@ class LeaversMovers(Report):
         Column("person", "Person", 1.5),
         Column("change", "Change", 1.6),
         Column("at", "When", 1.0),
-        Column("by", "Changed by", 1.3),
+        Column("breaches", "Flag", 1.4),
+        Column("removed", "Removed in", 1.1),
         Column("then_count", "Held then", 0.5),
         Column("then", "Access at the change", 2.0),
         Column("held_count", "Held now", 0.5),
         Column("held", "Access held now", 2.0),
-        Column("removed", "Removed in", 1.1),
-        Column("breaches", "Flag", 1.4),
+        Column("by", "Changed by", 1.3),
     ]
+    fields = (
+        "history_id",
+        "id",
+        "display_name",
+        "email",
+        "employment_status",
+        "status_before",
+        "team_now",
+        "team_before",
+        "manager_now",
+        "manager_before",
+        "history_date",
+        "history_user__display_name",
+        "history_user__email",
+    )
 
     def queryset(self) -> QuerySet[Any]:
-        versions = people_changes(self.params["since"], self.params["until"], self.at)
+        versions = people_changes(self.params["since"], self.params["until"])
         if team := self.params.get("team"):
             versions = versions.filter(Q(team_now=team.pk) | Q(team_before=team.pk))
         if text := (self.params.get("person") or "").strip():
             versions = versions.filter(Q(display_name__icontains=text) | Q(email__icontains=text))
-        leaver = Q(employment_status__in=LEAVING) & ~Q(employment_status=F("status_before"))
         if self.params.get("change") == "leavers":
-            versions = versions.filter(leaver)
+            versions = versions.filter(BECAME_LEAVER)
         elif self.params.get("change") == "movers":
-            versions = versions.exclude(leaver)
-        return versions.select_related("team", "manager", "history_user").order_by(
-            "history_date", "history_id"
-        )
+            versions = versions.exclude(BECAME_LEAVER)
+        return versions.order_by("history_date", "history_id")
 
     def facts(self) -> list[tuple[str, str]]:
         facts = [
@@ -235,53 +187,106 @@ class LeaversMovers(Report):
                 facts.append((label, str(self.params[key])))
         return facts
 
-    def cells(self, version: Any) -> list[Any]:
-        before = version.names_before or {}
-        leaver = (
-            version.employment_status in LEAVING
-            and version.employment_status != version.status_before
-        )
-        changes = []
-        if leaver:
-            changes.append(f"Marked {version.get_employment_status_display().lower()}")
-        if version.team_now != version.team_before:
-            was = _team(before.get("team"), version.team_before)
-            now = _team(version.team.name if version.team else None, version.team_now)
-            changes.append(f"Team: {was} → {now}")
-        if version.manager_now != version.manager_before:
-            was = _manager(before.get("manager_name"), before.get("manager_email"))
-            now = (
-                _manager(version.manager.display_name, version.manager.email)
-                if version.manager
-                else "none"
+    def attach(self, records: list[dict[str, Any]]) -> None:
+        """The people's grants that could matter (held at any of these changes, or now), their
+        current status, and the names of the teams and managers involved: three queries."""
+        if not records:
+            return
+        people = {record["id"] for record in records}
+        teams = {record[key] for record in records for key in ("team_now", "team_before")}
+        managers = {record[key] for record in records for key in ("manager_now", "manager_before")}
+        earliest = min(record["history_date"] for record in records) - CLOCK_SLACK
+        grants: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for grant in (
+            Grant.objects.filter(beneficiary_id__in=people, expires_at__gt=earliest)
+            .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=earliest))
+            .order_by("pk")
+            .values(*GRANT_FIELDS)
+        ):
+            grants[grant["beneficiary_id"]].append(grant)
+        team_names = dict(Team.objects.filter(pk__in=teams).values_list("pk", "name"))
+        users = {
+            user["pk"]: user
+            for user in User.objects.filter(pk__in=people | managers).values(
+                "pk", "display_name", "email", "employment_status"
             )
-            changes.append(f"Manager: {was} → {now}")
+        }
+        for record in records:
+            record["grants"] = grants[record["id"]]
+            record["team_names"] = team_names
+            record["users"] = users
+
+    def cells(self, version: dict[str, Any]) -> list[Any]:
+        when = version["history_date"]
+        leaver = (
+            version["employment_status"] in LEAVING
+            and version["employment_status"] != version["status_before"]
+        )
+        then = [grant for grant in version["grants"] if held_at_change(grant, when)]
+        held = [grant for grant in version["grants"] if held_now(grant, self.at)]
+        kept = [grant for grant in then if held_now(grant, self.at)]
+        today = version["users"].get(version["id"], {}).get("employment_status")
         return [
-            common.person(version),
-            "\n".join(changes),
-            common.utc(version.history_date),
-            common.person(version.history_user) or "Not recorded",
-            version.then_count,
-            _names(version.then_names),
-            version.held_count,
-            _names(version.held_names),
-            self._removed(version, leaver=leaver),
-            self._flag(version, leaver=leaver),
+            common.named(version["display_name"], version["email"]),
+            "\n".join(self._changes(version, leaver=leaver)),
+            common.utc(when),
+            self._flag(leaver=leaver, held=len(held), today=today),
+            self._removed(when, then, kept, leaver=leaver),
+            len(then),
+            "\n".join(_label(grant) for grant in then),
+            len(held),
+            "\n".join(_label(grant) for grant in held),
+            common.named(version["history_user__display_name"], version["history_user__email"])
+            or "Not recorded",
         ]
 
-    def _removed(self, version: Any, *, leaver: bool) -> str:
-        if not version.then_count:
-            return "Nothing to remove" if leaver else "n/a (mover)"
-        if version.kept_count:
-            held = f"{version.kept_count} of {version.then_count}"
-            return f"Not removed: {held} still held" if leaver else f"n/a (mover): {held} kept"
-        return common.duration(max(version.then_ended - version.history_date, timedelta(0)))
+    def _changes(self, version: dict[str, Any], *, leaver: bool) -> list[str]:
+        changes = []
+        if leaver:
+            status = User.EmploymentStatus(version["employment_status"]).label
+            changes.append(f"Marked {str(status).lower()}")
+        if version["team_now"] != version["team_before"]:
+            was, now = (self._team(version, key) for key in ("team_before", "team_now"))
+            changes.append(f"Team: {was} → {now}")
+        if version["manager_now"] != version["manager_before"]:
+            was, now = (self._manager(version, key) for key in ("manager_before", "manager_now"))
+            changes.append(f"Manager: {was} → {now}")
+        return changes
 
-    def _flag(self, version: Any, *, leaver: bool) -> str:
-        if not leaver or not version.held_count:
+    @staticmethod
+    def _team(version: dict[str, Any], key: str) -> str:
+        pk = version[key]
+        if not pk:
+            return "no team"
+        return str(version["team_names"].get(pk) or f"team #{pk} (deleted)")
+
+    @staticmethod
+    def _manager(version: dict[str, Any], key: str) -> str:
+        pk = version[key]
+        if not pk:
+            return "none"
+        user = version["users"].get(pk)
+        return common.named(user["display_name"], user["email"]) if user else f"#{pk} (deleted)"
+
+    @staticmethod
+    def _removed(
+        when: datetime, then: list[dict[str, Any]], kept: list[dict[str, Any]], *, leaver: bool
+    ) -> str:
+        if not then:
+            return "Nothing to remove" if leaver else "n/a (mover)"
+        if kept:
+            held = f"{len(kept)} of {len(then)}"
+            return f"Not removed: {held} still held" if leaver else f"n/a (mover): {held} kept"
+        last = max(
+            min(grant["revoked_at"] or grant["expires_at"], grant["expires_at"]) for grant in then
+        )
+        return common.duration(max(last - when, timedelta(0)))
+
+    @staticmethod
+    def _flag(*, leaver: bool, held: int, today: str | None) -> str:
+        if not leaver or not held or today == User.EmploymentStatus.ACTIVE:
+            # Movers keep what is still justified; someone back at work holds their own access.
             return "None"
-        if version.status_today == User.EmploymentStatus.ACTIVE:
-            return "None"  # back at work: what they hold now is theirs again
-        if version.status_today == User.EmploymentStatus.LEAVING:
-            return f"Leaving and still holds {version.held_count}: remove by their last day"
-        return f"Left but still holds {version.held_count}"
+        if today == User.EmploymentStatus.LEAVING:
+            return f"Leaving and still holds {held}: remove by their last day"
+        return f"Left but still holds {held}"
