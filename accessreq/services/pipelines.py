@@ -154,8 +154,14 @@ def authorize_decide(
     account = token.service_account
     triple = f"{action}:{system}:{environment}"
     reasons: list[dict[str, str]] = []
-    grant_id = None
-    if token.scopes is not None and triple not in token.scopes:
+    covered = token.scopes is None or triple in token.scopes
+    # holds_scope's rule, naming the grant that satisfies it (the one a use is credited to).
+    grant_id = (
+        scope_grant_id(user=account, scope=action, system=system, environment=environment)
+        if covered
+        else None
+    )
+    if not covered:
         reasons.append(
             {
                 "code": "token_scope",
@@ -163,11 +169,7 @@ def authorize_decide(
                 "exchange a new one after the access is granted.",
             }
         )
-    elif (
-        grant_id := scope_grant_id(
-            user=account, scope=action, system=system, environment=environment
-        )
-    ) is not None:
+    elif grant_id is not None:
         reasons.append(
             {
                 "code": "grant_active",
