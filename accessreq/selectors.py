@@ -55,8 +55,9 @@ def _held_now(user: Any) -> GrantQuerySet:
 
 # _held_now for one scope. PostgreSQL plans the ORM's seven-table join in about 2.5 ms; this
 # form in 0.5 ms, and prepared once per connection. Slugs are unique: each subquery gives one id.
+# holds_scope and scope_grant_id fill in what is selected and in which order; the rule is one text.
 _HOLDS_SCOPE_SQL = """
-SELECT 1 FROM accessreq_grant g
+SELECT {select} FROM accessreq_grant g
 JOIN portal_user u ON u.id = g.beneficiary_id
 JOIN accessreq_entitlement e ON e.id = g.entitlement_id
 JOIN accessreq_entitlement_scopes es ON es.entitlement_id = g.entitlement_id
@@ -65,7 +66,7 @@ WHERE g.beneficiary_id = %s AND u.is_active AND g.revoked_at IS NULL
   AND e.system_id = (SELECT id FROM accessreq_system WHERE slug = %s)
   AND e.environment_id = (SELECT id FROM accessreq_environment WHERE slug = %s)
   AND es.scope_id = (SELECT id FROM accessreq_scope WHERE slug = %s)
-LIMIT 1
+{order}LIMIT 1
 """
 
 
@@ -79,13 +80,25 @@ def holds_scope(*, user: Any, scope: str, system: str, environment: str) -> bool
     """
     if getattr(user, "pk", None) is None:
         return False
-    query = _holds_scope_sql(connection.vendor)
+    query = _holds_scope_sql(connection.vendor, "1", "")
     return sql.fetch_one(query, [user.pk, system, environment, scope]) is not None
 
 
+def scope_grant_id(*, user: Any, scope: str, system: str, environment: str) -> int | None:
+    """The id of the grant by which ``user`` holds ``scope`` on ``system`` in ``environment``
+    right now, or ``None`` exactly when :func:`holds_scope` says no (the same statement, a test
+    holds them together). If two grants carry the scope, the one that ends last: a use is
+    credited to it, so the other, redundant one is what shows as unused."""
+    if getattr(user, "pk", None) is None:
+        return None
+    query = _holds_scope_sql(connection.vendor, "g.id", "ORDER BY g.expires_at DESC, g.id\n")
+    row = sql.fetch_one(query, [user.pk, system, environment, scope])
+    return int(row[0]) if row is not None else None
+
+
 @functools.cache
-def _holds_scope_sql(vendor: str) -> str:
-    return _HOLDS_SCOPE_SQL.format(now=sql.NOW[vendor])
+def _holds_scope_sql(vendor: str, select: str, order: str) -> str:
+    return _HOLDS_SCOPE_SQL.format(now=sql.NOW[vendor], select=select, order=order)
 
 
 def scopes_held(*, user: Any) -> list[str]:

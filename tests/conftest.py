@@ -50,6 +50,17 @@ def _audit_append_only(request: pytest.FixtureRequest) -> Iterator[None]:
         remove_append_only(connection)
 
 
+@pytest.fixture(autouse=True)
+def _forget_grant_uses() -> Iterator[None]:
+    """The authorization API remembers in-process which grants it just stamped as used; grant
+    ids come back after a rolled-back test (SQLite), so that memory must not outlive a test."""
+    from accessreq.services import grants
+
+    grants._used_recently.clear()
+    yield
+    grants._used_recently.clear()
+
+
 @pytest.fixture
 def signing_key_file(settings, tmp_path: Path) -> Path:
     """A checkpoint-signing key of the test's own (generated on first use)."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 
 from accessreq.errors import NotAllowed, WorkflowError
 from accessreq.models import (
@@ -328,3 +330,28 @@ def expiry_warnings_send() -> int:
                 )
                 sent += 1
     return sent
+
+
+# Grant ids this process stamped as used, and when: repeat uses within USE_RESOLUTION don't
+# reach the database. Bounded: emptied when full (the cost is one extra conditional UPDATE each).
+USE_RESOLUTION = timedelta(hours=1)
+_USE_STAMPS_MAX = 10_000
+_used_recently: dict[int, datetime] = {}
+
+
+def grant_touch(grant_id: int) -> None:
+    """Note that the grant allowed an authorization, at most once an hour per grant: a usage
+    stamp, not a state change. One conditional UPDATE of ``last_used_at`` (a field kept out of
+    the grant's history) and no audit event: the decision it allowed is the ledger's record.
+    ``last_used_at`` is therefore up to about an hour older than the last use; the app clock is
+    close enough for that and saves a query."""
+    clock = timezone.now()
+    stamped = _used_recently.get(grant_id)
+    if stamped is not None and clock - stamped < USE_RESOLUTION:
+        return
+    if len(_used_recently) >= _USE_STAMPS_MAX:
+        _used_recently.clear()
+    Grant.objects.filter(pk=grant_id).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=clock - USE_RESOLUTION)
+    ).update(last_used_at=clock)
+    _used_recently[grant_id] = clock

@@ -20,7 +20,8 @@ from accessreq.api.oidc import (
 )
 from accessreq.errors import NotAllowed, WorkflowError
 from accessreq.models import ApiToken, ClaimFormat, TokenKind, TrustedIssuer, TrustRule
-from accessreq.selectors import holds_scope, scopes_held, service_accounts_managed_by
+from accessreq.selectors import scope_grant_id, scopes_held, service_accounts_managed_by
+from accessreq.services.grants import grant_touch
 from accessreq.services.tokens import IssuedToken, token_data, token_issue
 from audit.group import record_grouped
 from audit.services import build_event, record
@@ -148,11 +149,19 @@ def authorize_decide(
 ) -> Decision:
     """Decide whether the token's service account may ``action`` on ``system`` in
     ``environment`` now: the token must cover that scope and the account must hold it by
-    :func:`accessreq.selectors.holds_scope`. Every decision is an audit event."""
+    :func:`accessreq.selectors.holds_scope`. Every decision is an audit event; an allowed one
+    also stamps the grant that allowed it as used (:func:`grant_touch`, at most hourly)."""
     account = token.service_account
     triple = f"{action}:{system}:{environment}"
     reasons: list[dict[str, str]] = []
-    if token.scopes is not None and triple not in token.scopes:
+    covered = token.scopes is None or triple in token.scopes
+    # holds_scope's rule, naming the grant that satisfies it (the one a use is credited to).
+    grant_id = (
+        scope_grant_id(user=account, scope=action, system=system, environment=environment)
+        if covered
+        else None
+    )
+    if not covered:
         reasons.append(
             {
                 "code": "token_scope",
@@ -160,7 +169,7 @@ def authorize_decide(
                 "exchange a new one after the access is granted.",
             }
         )
-    elif holds_scope(user=account, scope=action, system=system, environment=environment):
+    elif grant_id is not None:
         reasons.append(
             {
                 "code": "grant_active",
@@ -217,6 +226,8 @@ def authorize_decide(
             pipeline=_pipeline(**(context or {})),
         )
         record_grouped(event)
+    if allowed and grant_id is not None:
+        grant_touch(grant_id)
     return Decision(allowed=allowed, reasons=reasons, audit_event_id=event.sequence)
 
 

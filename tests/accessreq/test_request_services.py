@@ -9,7 +9,7 @@ import pytest
 
 from accessreq.errors import WorkflowError
 from accessreq.models import AccessRequest, Approval, Grant, GrantState, RequestKind, RiskTier
-from accessreq.selectors import holds_scope, scopes_held
+from accessreq.selectors import holds_scope, scope_grant_id, scopes_held
 from accessreq.services.common import now
 from accessreq.services.grants import grant_revoke, grants_activate_due, grants_expire_due
 from accessreq.services.requests import request_submit, request_withdraw
@@ -30,6 +30,7 @@ from tests.accessreq.workflow_helpers import (
 from tests.factories import ScopeFactory, SystemFactory, UserFactory
 
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -329,10 +330,18 @@ def test_holds_scope_answers_exactly_what_scopes_held_lists(requester, owner):
             for system in ("payments", "billing"):
                 for environment in ("low", "medium", "prod"):
                     triple = f"{scope}:{system}:{environment}"
-                    answer = holds_scope(
-                        user=requester, scope=scope, system=system, environment=environment
-                    )
+                    where = {"scope": scope, "system": system, "environment": environment}
+                    answer = holds_scope(user=requester, **where)
                     assert answer == (triple in held), triple
+                    # The authorization API's form of the same statement names the grant.
+                    grant_id = scope_grant_id(user=requester, **where)
+                    assert (grant_id is not None) == answer, triple
+                    if grant_id is not None:
+                        grant = Grant.objects.get(pk=grant_id)
+                        assert grant.beneficiary_id == requester.pk
+                        assert grant.entitlement.system.slug == system
+                        assert grant.entitlement.environment.slug == environment
+                        assert grant.entitlement.scopes.filter(slug=scope).exists()
         return held
 
     assert agree() == {"deploy:payments:low", "rollback:payments:low"}
@@ -340,3 +349,31 @@ def test_holds_scope_answers_exactly_what_scopes_held_lists(requester, owner):
     assert agree() == {"deploy:payments:low", "rollback:payments:low", "deploy:billing:low"}
     grant_revoke(actor=owner, grant_id=live.pk, reason="Left the team")
     assert agree() == {"deploy:billing:low"}
+
+
+@pytest.mark.django_db
+def test_scope_grant_id_refuses_what_holds_scope_refuses_and_prefers_the_grant_ending_last(
+    requester, owner, deploy
+):
+    where = {"scope": "deploy", "system": deploy.system.slug, "environment": "low"}
+    first = grant_of(approve(owner, submit(requester, deploy)))
+    # A second entitlement carrying the same scope, on the same system and environment.
+    wider = make_entitlement(tier=RiskTier.LOW, owners=[owner], system=deploy.system, name="all")
+    second = grant_of(approve(owner, submit(requester, wider)))
+    set_grant_window(second, starts_at=now() - DAY, expires_at=first.expires_at + DAY)
+    assert scope_grant_id(user=requester, **where) == second.pk
+    set_grant_window(second, starts_at=now() - DAY, expires_at=first.expires_at - HOUR)
+    assert scope_grant_id(user=requester, **where) == first.pk
+
+    requester.is_active = False
+    requester.save()
+    assert scope_grant_id(user=requester, **where) is None
+    assert not holds_scope(user=requester, **where)
+    requester.is_active = True
+    requester.save()
+    grant_revoke(actor=owner, grant_id=first.pk, reason="Left the team")
+    assert scope_grant_id(user=requester, **where) == second.pk
+    lapse(second)
+    assert scope_grant_id(user=requester, **where) is None
+    assert not holds_scope(user=requester, **where)
+    assert scope_grant_id(user=None, **where) is None

@@ -200,3 +200,89 @@ def test_a_scope_of_the_longest_slugs_is_decided_and_recorded(pipeline: Pipeline
     for name in ("action", "environment"):
         response = api_post(Client(), URL, {**body, name: "x" * 51}, token=token)
         assert response.status_code == 400, name
+
+
+# --- Use of the grant that allowed it ----------------------------------------------------------
+
+
+def test_an_allowed_decision_stamps_its_grant_as_used_at_most_hourly(pipeline: Pipeline) -> None:
+    from accessreq.reports.dormant import Dormant
+    from accessreq.services import grants
+    from accessreq.services.common import now
+    from accessreq.services.reports import build_report
+
+    issued = minted(pipeline)
+    grant = Grant.objects.get(beneficiary=pipeline.account)
+    # Held for two months and never used: dormant.
+    clock = now()
+    Grant.objects.filter(pk=grant.pk).update(
+        starts_at=clock - timedelta(days=60),
+        created_at=clock - timedelta(days=60),
+        expires_at=clock + timedelta(days=10),
+    )
+
+    def dormant() -> set[int]:
+        report = build_report("dormant", {}, at=now())
+        assert isinstance(report, Dormant)
+        return {cells[3] for cells in report.rows()}
+
+    assert dormant() == {grant.pk}
+
+    # Refused: nothing is stamped.
+    assert ask(pipeline, issued.secret, action="rollback").status_code == 403
+    assert not Grant.objects.filter(last_used_at__isnull=False).exists()
+
+    assert ask(pipeline, issued.secret).status_code == 200
+    grant.refresh_from_db()
+    first = grant.last_used_at
+    assert first is not None and abs(first - now()) < timedelta(seconds=5)
+    assert dormant() == set()
+
+    # Within the hour the stamp stays: the process remembers it, and so does the database's
+    # condition for another process that doesn't.
+    assert ask(pipeline, issued.secret).status_code == 200
+    grant.refresh_from_db()
+    assert grant.last_used_at == first
+    grants._used_recently.clear()
+    assert ask(pipeline, issued.secret).status_code == 200
+    grant.refresh_from_db()
+    assert grant.last_used_at == first
+
+    # A use more than an hour after the last stamp stamps again.
+    Grant.objects.filter(pk=grant.pk).update(last_used_at=first - timedelta(hours=2))
+    grants._used_recently.clear()
+    assert ask(pipeline, issued.secret).status_code == 200
+    grant.refresh_from_db()
+    assert grant.last_used_at is not None and grant.last_used_at >= first
+    # A usage stamp, not a state change: kept out of the grant's history (a later tracked save
+    # can't look like it changed the stamp), and no audit event of its own.
+    assert "last_used_at" not in {field.name for field in Grant.history.model._meta.fields}
+    assert not AuditEvent.objects.filter(
+        target_type="accessreq.grant", target_id=str(grant.pk)
+    ).exists()
+
+
+def test_repeat_uses_within_the_hour_do_not_reach_the_database(
+    pipeline: Pipeline, django_assert_num_queries: Any
+) -> None:
+    from accessreq.services.grants import grant_touch
+
+    grant = Grant.objects.get(beneficiary=pipeline.account)
+    with django_assert_num_queries(1):
+        grant_touch(grant.pk)
+    with django_assert_num_queries(0):
+        grant_touch(grant.pk)
+        grant_touch(grant.pk)
+    grant.refresh_from_db()
+    assert grant.last_used_at is not None
+
+
+def test_a_decision_the_deployment_gate_refuses_stamps_nothing(pipeline: Pipeline) -> None:
+    # The grant holds the scope, but this environment also needs an approved deployment.
+    environment = pipeline.entitlement.environment
+    environment.requires_deployment_approval = True
+    environment.save()
+    response = ask(pipeline, minted(pipeline).secret)
+    assert response.status_code == 403
+    assert [reason["code"] for reason in response.json()["reasons"]][1] == "grant_active"
+    assert not Grant.objects.filter(last_used_at__isnull=False).exists()
