@@ -42,10 +42,20 @@ NAV = {
         "Provisioning",
         "Pipelines",
         "Audit",
+        "Reports",
         "Docs",
         "Admin",
     ],
-    "auditor": ["Home", "Catalog", "Dashboard", "Campaigns", "Pipelines", "Audit", "Docs"],
+    "auditor": [
+        "Home",
+        "Catalog",
+        "Dashboard",
+        "Campaigns",
+        "Pipelines",
+        "Audit",
+        "Reports",
+        "Docs",
+    ],
 }
 # Error pages a newcomer meets: someone else's request or a made-up id, a form-only address.
 ERRORS = {"/requests/999999/": "Page not found", "/campaigns/launch/": "This address is for"}

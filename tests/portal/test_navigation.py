@@ -93,7 +93,15 @@ def test_on_call_people_see_break_glass(db, verified_client) -> None:
 
 def test_the_read_only_auditor_sees_evidence_not_workflow(verified_client, auditor) -> None:
     client = verified_client(auditor)
-    assert nav_labels(client) == [*EVERYONE, "Dashboard", "Campaigns", "Pipelines", "Audit", "Docs"]
+    assert nav_labels(client) == [
+        *EVERYONE,
+        "Dashboard",
+        "Campaigns",
+        "Pipelines",
+        "Audit",
+        "Reports",
+        "Docs",
+    ]
 
 
 def test_an_auditor_who_asks_for_access_then_sees_their_requests_and_access(
@@ -109,6 +117,7 @@ def test_an_auditor_who_asks_for_access_then_sees_their_requests_and_access(
         "Campaigns",
         "Pipelines",
         "Audit",
+        "Reports",
         "Docs",
     ]
 
@@ -124,6 +133,7 @@ def test_a_security_admin_sees_the_admin_tools(verified_client, security_admin) 
         "Provisioning",
         "Pipelines",
         "Audit",
+        "Reports",
         "Docs",
         "Admin",
     ]
