@@ -14,6 +14,7 @@ from portal.celery import app as celery_app
 from portal.home import home_for
 
 
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """What needs me, and what do I hold."""
     return render(request, "portal/home.html", {"home": home_for(request)})
