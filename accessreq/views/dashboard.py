@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from accessreq.evidence.dashboard import campaigns_visible_to
 from accessreq.forms.dashboard import DashboardPeriodForm, DrillDownForm
 from accessreq.reports import dashboard as data
+from accessreq.reports import dashboard_lists as lists
 from accessreq.services.common import now
 from audit.actions import ACTIONS
 from portal.auth import signed_in_user
@@ -59,7 +60,7 @@ def dashboard_list(request: HttpRequest, kind: str) -> HttpResponse:
     if not form.is_valid():
         return render(request, "accessreq/reports/dashboard_list.html", {"form": form}, status=400)
     at = now()
-    found = data.drill_down(kind, at=at, **form.cleaned_data)
+    found = lists.drill_down(kind, at=at, **form.cleaned_data)
     if found is None:
         raise Http404("No such list.")
     page = Paginator(found.rows, PAGE_SIZE).get_page(request.GET.get("page"))
