@@ -59,5 +59,16 @@ class ReportExport(models.Model):
         return min(99, self.rows_done * 100 // self.rows_total)
 
     @property
+    def parameter_text(self) -> str:
+        """The parameters given, in words; the report's defaults when none were."""
+        parts = []
+        for key, value in sorted(self.parameters.items()):
+            if value in (None, "", [], {}):
+                continue
+            shown = value.get("name", value) if isinstance(value, dict) else value
+            parts.append(f"{key.replace('_', ' ')}: {shown}")
+        return "; ".join(parts) or "none given: the report's defaults"
+
+    @property
     def in_progress(self) -> bool:
         return self.state in (ExportState.QUEUED, ExportState.RUNNING)

@@ -99,6 +99,13 @@ def test_the_report_page_shows_rows_links_and_records_the_view(verified_client, 
     assert viewed.actor_id == auditor.pk and viewed.data["report"] == "access-as-of"
 
 
+def test_a_report_with_no_rows_says_so_and_still_offers_the_export(verified_client, auditor):
+    page = verified_client(auditor).get("/reports/dormant/").content.decode()
+    assert "No rows match these parameters." in page
+    assert "0 rows" in page and "Export signed bundle" in page
+    assert "more than 30 days" in page  # the default, stated
+
+
 def test_bad_parameters_get_a_form_error_and_change_nothing(verified_client, auditor, holders):
     client = verified_client(auditor)
     response = client.get("/reports/approvals/?since=yesterday")
@@ -240,6 +247,7 @@ def test_a_big_export_is_built_by_a_worker_with_progress_and_a_download(
     assert queued.data["rows"] == 3
     waiting = client.get(response["Location"]).content.decode()
     assert "<progress" in waiting and 'http-equiv="refresh"' in waiting
+    assert "as of: " in waiting  # the moment the export shows, as the worker reads it
 
     for callback in callbacks:  # the worker's turn (tasks run eagerly in the test settings)
         callback()
