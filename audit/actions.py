@@ -76,6 +76,7 @@ ACTIONS: dict[str, str] = {
     "report.exported": "An auditor report was exported as a signed evidence bundle",
     "report.export_queued": "A large report export was queued for a worker",
     "report.export_failed": "A queued report export could not be built",
+    "report.export_requeued": "A report export whose worker stopped was queued again",
     "report.downloaded": "A report export built in the background was downloaded",
     "report.export_deleted": "A report export was deleted after its keeping time",
     # Pipelines: API tokens, CI identity exchange, authorization checks

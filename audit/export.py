@@ -485,6 +485,17 @@ def write_bundle_with(
     )
 
 
+def file_digest(handle: IO[bytes]) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a written file, read from its start; left rewound."""
+    handle.seek(0)
+    digest, size = hashlib.sha256(), 0
+    while block := handle.read(_COPY_BLOCK):
+        digest.update(block)
+        size += len(block)
+    handle.seek(0)
+    return digest.hexdigest(), size
+
+
 def bundle_filename(created_at: datetime) -> str:
     return f"gatehouse-evidence-{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}.zip"
 
@@ -504,12 +515,7 @@ def evidence_export(
     holding the ledger's writer lock through a long export would stop every other writer.
     """
     info = write_bundle(events, fileobj, actor=actor, filters=filters)
-    fileobj.seek(0)
-    digest = hashlib.sha256()
-    while block := fileobj.read(_COPY_BLOCK):
-        digest.update(block)
-    bundle_sha256 = digest.hexdigest()
-    fileobj.seek(0)
+    bundle_sha256, _ = file_digest(fileobj)
     filename = bundle_filename(info.created_at)
     with transaction.atomic():
         event = record(

@@ -7,7 +7,6 @@ manifest; the offline verifier checks the report, the events and the signature i
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tempfile
 from dataclasses import dataclass
@@ -151,16 +150,6 @@ class EvidenceFile:
     event: AuditEvent
 
 
-def _digest(handle: IO[bytes]) -> tuple[str, int]:
-    handle.seek(0)
-    digest, size = hashlib.sha256(), 0
-    while block := handle.read(1 << 20):
-        digest.update(block)
-        size += len(block)
-    handle.seek(0)
-    return digest.hexdigest(), size
-
-
 def report_filename(campaign: Campaign, fmt: str) -> str:
     from django.utils.text import slugify
 
@@ -221,7 +210,7 @@ def evidence_export(
     handles = [report_file]
     try:
         WRITERS[fmt](report, report_file)
-        report_sha256, report_size = _digest(report_file)
+        report_sha256, report_size = ledger_export.file_digest(report_file)
         data: dict[str, Any] = {
             "campaign_id": campaign.pk,
             "format": fmt,
@@ -250,7 +239,7 @@ def evidence_export(
                 ledger_events=info.event_count,
                 tree_size=info.tree_size,
             )
-        sha256, size = _digest(out)
+        sha256, size = ledger_export.file_digest(out)
         data.update(filename=filename, sha256=sha256, size=size)
         with transaction.atomic():
             event = record(

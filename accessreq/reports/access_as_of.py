@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from accessreq.models import Grant, GrantState, RiskTier
+from accessreq.models import Grant, GrantState
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
 from accessreq.reports.forms import AsOfForm
@@ -61,10 +61,7 @@ class AccessAsOf(Report):
         "beneficiary__display_name",
         "beneficiary__email",
         "beneficiary__team__name",
-        "entitlement__system__name",
-        "entitlement__environment__name",
-        "entitlement__name",
-        "entitlement__environment__risk_tier",
+        *common.ENTITLEMENT_FIELDS,
         "state",
         "break_glass",
         "starts_at",
@@ -112,14 +109,8 @@ class AccessAsOf(Report):
         return [
             common.named(grant["beneficiary__display_name"], grant["beneficiary__email"]),
             grant["beneficiary__team__name"] or "",
-            " / ".join(
-                (
-                    grant["entitlement__system__name"],
-                    grant["entitlement__environment__name"],
-                    grant["entitlement__name"],
-                )
-            ),
-            str(RiskTier(grant["entitlement__environment__risk_tier"]).label),
+            common.entitlement_text(grant),
+            common.tier_text(grant),
             grant["pk"],
             common.utc(grant["starts_at"]),
             common.utc(grant["then_expires_at"]),

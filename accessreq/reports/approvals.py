@@ -23,7 +23,6 @@ from accessreq.models import (
     Decision,
     Grant,
     RequestKind,
-    RiskTier,
 )
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
@@ -122,10 +121,7 @@ class Approvals(Report):
         "beneficiary_id",
         "beneficiary__display_name",
         "beneficiary__email",
-        "entitlement__system__name",
-        "entitlement__environment__name",
-        "entitlement__name",
-        "entitlement__environment__risk_tier",
+        *common.ENTITLEMENT_FIELDS,
         "justification",
         "stages",
         "created_at",
@@ -166,14 +162,8 @@ class Approvals(Report):
             row["pk"],
             str(RequestKind(row["kind"]).label),
             common.named(row["beneficiary__display_name"], row["beneficiary__email"]),
-            " / ".join(
-                (
-                    row["entitlement__system__name"],
-                    row["entitlement__environment__name"],
-                    row["entitlement__name"],
-                )
-            ),
-            str(RiskTier(row["entitlement__environment__risk_tier"]).label),
+            common.entitlement_text(row),
+            common.tier_text(row),
             "; ".join(breaches(row)) or "None",
             common.named(row["requester__display_name"], row["requester__email"]),
             row["justification"],

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from django.db.models import QuerySet
 
-from accessreq.models import AccessRequest, RequestKind, RiskTier
+from accessreq.models import AccessRequest, RequestKind
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
 from accessreq.reports.forms import PeriodForm
@@ -93,10 +93,7 @@ class BreakGlass(Report):
         "pk",
         "beneficiary__display_name",
         "beneficiary__email",
-        "entitlement__system__name",
-        "entitlement__environment__name",
-        "entitlement__name",
-        "entitlement__environment__risk_tier",
+        *common.ENTITLEMENT_FIELDS,
         "justification",
         "incident",
         "grant_id",
@@ -136,14 +133,8 @@ class BreakGlass(Report):
         return [
             row["pk"],
             common.named(row["beneficiary__display_name"], row["beneficiary__email"]),
-            " / ".join(
-                (
-                    row["entitlement__system__name"],
-                    row["entitlement__environment__name"],
-                    row["entitlement__name"],
-                )
-            ),
-            str(RiskTier(row["entitlement__environment__risk_tier"]).label),
+            common.entitlement_text(row),
+            common.tier_text(row),
             review_status(row, self.at),
             row["justification"],
             row["incident"],

@@ -8,15 +8,24 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+# The ``values()`` lookups ``entitlement_text`` and ``tier_text`` read, from a row's model.
+ENTITLEMENT_NAME_FIELDS = (
+    "entitlement__system__name",
+    "entitlement__environment__name",
+    "entitlement__name",
+)
+ENTITLEMENT_FIELDS = (*ENTITLEMENT_NAME_FIELDS, "entitlement__environment__risk_tier")
 
-def person(user: Any) -> str:
-    if user is None:
-        return ""
-    return f"{user.display_name} <{user.email}>" if user.display_name else user.email
+
+def entitlement_text(row: dict[str, Any]) -> str:
+    """``payments-service / prod / deploy`` from a row with ``ENTITLEMENT_NAME_FIELDS``."""
+    return " / ".join(row[name] for name in ENTITLEMENT_NAME_FIELDS)
 
 
-def entitlement(value: Any) -> str:
-    return f"{value.system.name} / {value.environment.name} / {value.name}"
+def tier_text(row: dict[str, Any]) -> str:
+    from accessreq.models import RiskTier
+
+    return str(RiskTier(row["entitlement__environment__risk_tier"]).label)
 
 
 def utc(value: datetime | None) -> str:

@@ -15,7 +15,7 @@ from django import forms
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 
-from accessreq.models import Grant, RiskTier
+from accessreq.models import Grant
 from accessreq.reports import common
 from accessreq.reports.base import Column, Report, register
 from accessreq.reports.forms import _CatalogFilters
@@ -81,10 +81,7 @@ class Dormant(Report):
         "pk",
         "beneficiary__display_name",
         "beneficiary__email",
-        "entitlement__system__name",
-        "entitlement__environment__name",
-        "entitlement__name",
-        "entitlement__environment__risk_tier",
+        *common.ENTITLEMENT_FIELDS,
         "starts_at",
         "last_used_at",
         "idle_since",
@@ -111,14 +108,8 @@ class Dormant(Report):
     def cells(self, grant: dict[str, Any]) -> list[Any]:
         return [
             common.named(grant["beneficiary__display_name"], grant["beneficiary__email"]),
-            " / ".join(
-                (
-                    grant["entitlement__system__name"],
-                    grant["entitlement__environment__name"],
-                    grant["entitlement__name"],
-                )
-            ),
-            str(RiskTier(grant["entitlement__environment__risk_tier"]).label),
+            common.entitlement_text(grant),
+            common.tier_text(grant),
             grant["pk"],
             common.utc(grant["starts_at"]),
             common.utc(grant["last_used_at"]) if grant["last_used_at"] else NEVER_USED,

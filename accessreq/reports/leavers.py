@@ -39,9 +39,7 @@ GRANT_FIELDS = (
     "starts_at",
     "expires_at",
     "revoked_at",
-    "entitlement__system__name",
-    "entitlement__environment__name",
-    "entitlement__name",
+    *common.ENTITLEMENT_NAME_FIELDS,
 )
 
 
@@ -116,13 +114,7 @@ def held_now(grant: dict[str, Any], at: datetime) -> bool:
 
 
 def _label(grant: dict[str, Any]) -> str:
-    return f"#{grant['pk']} " + " / ".join(
-        (
-            grant["entitlement__system__name"],
-            grant["entitlement__environment__name"],
-            grant["entitlement__name"],
-        )
-    )
+    return f"#{grant['pk']} " + common.entitlement_text(grant)
 
 
 @register

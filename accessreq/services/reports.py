@@ -9,7 +9,6 @@ that dies mid-build leaves a stale heartbeat; the sweep queues the export again.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import secrets
 import tempfile
@@ -170,16 +169,6 @@ def write_export(
     }
 
 
-def _digest(handle: IO[bytes]) -> tuple[str, int]:
-    handle.seek(0)
-    digest, size = hashlib.sha256(), 0
-    while block := handle.read(1 << 20):
-        digest.update(block)
-        size += len(block)
-    handle.seek(0)
-    return digest.hexdigest(), size
-
-
 def _check(actor: Any, fmt: str) -> None:
     if not can_read_audit(actor):
         raise NotAllowed("No such report.")
@@ -219,7 +208,7 @@ def report_export_to(
     The event comes after the file, in its own short transaction, as for every evidence export:
     the ledger's writer lock is never held through a long write."""
     data = write_export(report, fmt, handle, actor=actor)
-    sha256, size = _digest(handle)
+    sha256, size = ledger_export.file_digest(handle)
     data.update(sha256=sha256, size=size, delivery=delivery)
     with transaction.atomic():
         event = record(actor=actor, action="report.exported", data=data, request=http)
@@ -313,7 +302,7 @@ def report_export_build(export_id: int, *, actor: Any) -> bool:
         with open(path, "wb") as out:
             data = write_export(report, export.format, out, actor=person, progress=progress)
         with open(path, "rb") as written:
-            sha256, size = _digest(written)
+            sha256, size = ledger_export.file_digest(written)
     except (NotAllowed, ledger_export.ExportError) as exc:
         path.unlink(missing_ok=True)
         _fail(export, str(exc), actor=actor)
@@ -424,6 +413,12 @@ def report_exports_sweep(*, actor: Any) -> dict[str, int]:
             )
         (export_folder() / export.path).unlink(missing_ok=True)
         counts["deleted"] += 1
+    # Read before the stale ones below are queued again, so none is sent twice.
+    forgotten = list(
+        ReportExport.objects.filter(
+            state=ExportState.QUEUED, created_at__lt=clock - timedelta(minutes=2)
+        ).values_list("pk", flat=True)
+    )
     stale = ReportExport.objects.filter(
         state=ExportState.RUNNING, heartbeat_at__lt=clock - STALE_AFTER
     )
@@ -432,14 +427,19 @@ def report_exports_sweep(*, actor: Any) -> dict[str, int]:
             _fail(export, f"The build stopped {export.attempts} times; export again.", actor=actor)
             counts["failed"] += 1
             continue
-        if ReportExport.objects.filter(pk=export.pk, state=ExportState.RUNNING).update(
-            state=ExportState.QUEUED
-        ):
+        with transaction.atomic():
+            if not ReportExport.objects.filter(pk=export.pk, state=ExportState.RUNNING).update(
+                state=ExportState.QUEUED
+            ):
+                continue
+            record(
+                actor=actor,
+                action="report.export_requeued",
+                target=export,
+                data={"report": export.report, "attempts": export.attempts},
+            )
             transaction.on_commit(partial(report_export_build.delay, export.pk))
-            counts["requeued"] += 1
-    forgotten = ReportExport.objects.filter(
-        state=ExportState.QUEUED, created_at__lt=clock - timedelta(minutes=2)
-    ).values_list("pk", flat=True)
+        counts["requeued"] += 1
     for pk in forgotten:
         report_export_build.delay(pk)
         counts["requeued"] += 1

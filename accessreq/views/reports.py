@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -112,7 +113,7 @@ def report(request: HttpRequest, slug: str) -> HttpResponse:
         page=page,
         rows=rows,
         facts=built.facts(),
-        sync_rows=service.settings.REPORT_EXPORT_SYNC_ROWS,
+        sync_rows=settings.REPORT_EXPORT_SYNC_ROWS,
     )
     return render(request, "accessreq/reports/report.html", context)
 
@@ -127,14 +128,13 @@ def report_export(request: HttpRequest, slug: str) -> Any:
         raise Http404
     if not mfa_is_fresh(request):
         return _step_up(request)
-    back = reverse("report", args=[slug]) + (
-        f"?{urlencode(_query(request, cls))}" if _query(request, cls) else ""
-    )
+    query = _query(request, cls)
+    back = reverse("report", args=[slug]) + (f"?{urlencode(query)}" if query else "")
     try:
         result = service.report_export(
             slug=slug,
             fmt=request.GET.get("format", ""),
-            query=_query(request, cls),
+            query=query,
             actor=user,
             http=request,
         )

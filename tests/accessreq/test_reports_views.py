@@ -308,6 +308,8 @@ def test_an_export_whose_worker_died_is_built_again(
         assert report_exports_sweep(actor=auditor)["requeued"] == 1
     export.refresh_from_db()
     assert export.state == ExportState.READY and export.attempts == 2
+    (requeued,) = events("report.export_requeued")
+    assert requeued.data["attempts"] == 1
     assert len(events("report.exported")) == 1
 
 
