@@ -108,6 +108,15 @@ ACTIONS: dict[str, str] = {
     "runbook.updated": "A security admin edited a runbook in the portal",
     "runbook.reviewed": "A runbook was marked as reviewed",
     "runbook.review_reminded": "A runbook's owner was reminded that it is due for review",
+    # SCIM directory provisioning (scim/); people's joins, moves and leaves are person.* events
+    "scim.token.minted": "A security admin minted a SCIM token for a directory",
+    "scim.token.revoked": "A SCIM token was revoked",
+    "scim.token.refused": "A revoked SCIM token was presented",
+    "scim.user.relinked": "A directory created again a person it had deleted (a rehire)",
+    "scim.user.deleted": "A directory deleted a person: they left and are hidden from SCIM",
+    "scim.group.created": "A directory created a group (a team), or linked one it had deleted",
+    "scim.group.changed": "A directory renamed a group or changed its external id",
+    "scim.group.deleted": "A directory deleted a group: its members left the team",
     # Demo data
     "demo.seeded": "Demo data was loaded",
 }

@@ -132,6 +132,7 @@ INSTALLED_APPS = [
     "accessreq",
     "audit",
     "docs",
+    "scim",
     "portal.apps.GatehouseAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -366,6 +367,15 @@ DEPLOYMENT_CALLBACK_HOSTS = [
     for name in env_str("DEPLOYMENT_CALLBACK_HOSTS", "").split(",")
     if name.strip()
 ]
+
+# --- SCIM 2.0 provisioning (scim/) ---------------------------------------------------------
+
+# Requests a minute per SCIM token (counted in the cache, like the API's); past it 429 with
+# Retry-After, which Okta and Entra ID both honour by retrying later. An initial Entra ID cycle
+# sends a few requests per person, so the default lets ~1,000 people sync in a few minutes.
+SCIM_RATE_LIMIT_PER_MINUTE = env_int("SCIM_RATE_LIMIT_PER_MINUTE", 1200, minimum=1)
+# The largest page a list answers (a client's larger ``count`` is cut to this).
+SCIM_MAX_RESULTS = env_int("SCIM_MAX_RESULTS", 200, minimum=1)
 
 # --- Monitoring ----------------------------------------------------------------------------
 

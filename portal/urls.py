@@ -28,6 +28,8 @@ urlpatterns = [
     path("", include("accessreq.urls")),
     path("", include("audit.urls")),
     path("docs/", include("docs.urls")),
+    # SCIM 2.0 for directories (bearer tokens, /scim/v2/) and its token page.
+    path("scim/", include("scim.urls")),
 ]
 
 handler400 = "portal.errors.bad_request"
