@@ -50,6 +50,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Dashboard", "reports_dashboard", lambda c: c.reads_audit, "/reports/dashboard/"),
     NavItem("Campaigns", "campaigns", lambda c: c.reads_audit, "/campaigns/"),
     NavItem("Provisioning", "provisioning", lambda c: c.security_admin, "/provisioning/"),
+    NavItem("Directory sync", "scim:tokens", lambda c: c.security_admin, "/scim/"),
     NavItem("Pipelines", "service_accounts", lambda c: c.pipelines, "/service-accounts/"),
     NavItem("Audit", "audit:search", lambda c: c.reads_audit, "/audit/"),
     NavItem("Reports", "reports", lambda c: c.reads_audit, "/reports/"),

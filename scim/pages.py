@@ -26,7 +26,7 @@ def _security_admin(request: HttpRequest) -> User:
 
 
 def _base_url() -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("scim:unknown")
+    return settings.SITE_URL.rstrip("/") + reverse("scim:base")
 
 
 @require_http_methods(["GET", "POST"])

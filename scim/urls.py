@@ -1,6 +1,6 @@
 """SCIM 2.0 under /scim/v2/ (bearer tokens only) and the security admins' token page."""
 
-from django.urls import path, re_path
+from django.urls import path
 
 from scim import pages, views
 
@@ -19,5 +19,6 @@ urlpatterns = [
     path("v2/Groups", views.groups, name="groups"),
     path("v2/Groups/<str:team_id>", views.group, name="group"),
     # Anything else under v2/ answers as SCIM (a 404 in the error schema), not as a page.
-    re_path(r"^v2(?:/(?P<rest>.*))?$", views.unknown, name="unknown"),
+    path("v2/", views.unknown, name="base"),
+    path("v2/<path:rest>", views.unknown, name="unknown"),
 ]

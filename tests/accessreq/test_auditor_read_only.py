@@ -5,7 +5,8 @@ The addresses come from the URL configuration itself, each parameter filled with
 (a pending request someone else must decide, a live grant of someone else's, an open campaign
 and its items, a provisioning task, a runbook, another person's export), so a page added later
 is swept too. Left out, with the reason: the sign-in, MFA and own-account pages (a person's own
-session and second factor, not what the portal governs), the bearer-token API (no session), the
+session and second factor, not what the portal governs), the bearer-token API and SCIM (no
+session: a POST without a token is a 401), the
 admin (refused by its own login, tested in test_reports_views), the two evidence downloads that
 are POSTs by design and record only their own export (audit export), and the catalog's request
 form (an auditor may ask for access as any employee; the approvers then decide).
@@ -43,7 +44,16 @@ from tests.docs.helpers import make_runbook
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("signing_key_file")]
 
-SKIPPED_PREFIXES = ("accounts/", "mfa/", "account/", "api/", "admin/", "healthz", "metrics")
+SKIPPED_PREFIXES = (
+    "accounts/",
+    "mfa/",
+    "account/",
+    "api/",
+    "scim/v2",
+    "admin/",
+    "healthz",
+    "metrics",
+)
 # POSTs by design for auditors: they build and record an export, nothing else.
 EXPORT_POSTS = {"audit/export/"}
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")

@@ -131,6 +131,7 @@ def test_a_security_admin_sees_the_admin_tools(verified_client, security_admin) 
         "Dashboard",
         "Campaigns",
         "Provisioning",
+        "Directory sync",
         "Pipelines",
         "Audit",
         "Reports",

@@ -162,7 +162,9 @@ except ImportError:
         _fake.calls.append(("join", user.pk, source))
 
     @_tx.atomic
-    def person_move(*, user, actor, source, team=_fake.UNCHANGED, manager=_fake.UNCHANGED, http=None):
+    def person_move(
+        *, user, actor, source, team=_fake.UNCHANGED, manager=_fake.UNCHANGED, http=None
+    ):
         _fake.calls.append(("move", user.pk, source))
         fields = {}
         if team is not _fake.UNCHANGED:

@@ -24,7 +24,11 @@ def test_okta_creates_a_person_who_joins_with_no_password(scim) -> None:
     assert body["displayName"] == "Ada Lovelace" == person.display_name
     assert body["active"] is True and person.is_active
     assert body["externalId"] == "00u1ab2cd3EF4gh5i6j7"
-    assert body["name"] == {"formatted": "Ada Lovelace", "givenName": "Ada", "familyName": "Lovelace"}
+    assert body["name"] == {
+        "formatted": "Ada Lovelace",
+        "givenName": "Ada",
+        "familyName": "Lovelace",
+    }
     assert response["Location"] == body["meta"]["location"]
     assert body["meta"]["location"].endswith(f"/scim/v2/Users/{person.pk}")
     assert response["ETag"] == body["meta"]["version"]

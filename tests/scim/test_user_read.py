@@ -32,7 +32,7 @@ def test_an_unknown_id_is_404(scim, user_id) -> None:
 
 @pytest.mark.parametrize("kind", [User.Kind.SERVICE, User.Kind.SYSTEM])
 def test_service_accounts_and_the_system_actor_are_404_and_unchangeable(scim, kind) -> None:
-    account = (
+    account: User = (
         User.objects.system_actor()
         if kind == User.Kind.SYSTEM
         else UserFactory(email="deployer@service.invalid", kind=kind)
@@ -101,7 +101,7 @@ def test_no_match_is_an_empty_list(scim) -> None:
     "expression",
     [
         'userName co "kim"',
-        'userName eq kim@example.com',
+        "userName eq kim@example.com",
         "userName eq",
         'userName eq "kim" or userName eq "lee"',
         '(userName eq "kim")',

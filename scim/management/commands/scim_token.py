@@ -41,14 +41,14 @@ class Command(BaseCommand):
                     )
             else:
                 wanted = options["token"]
-                token = ScimToken.objects.filter(name=wanted).first()
-                if token is None and wanted.isdigit():
-                    token = ScimToken.objects.filter(pk=int(wanted)).first()
-                if token is None:
+                found = ScimToken.objects.filter(name=wanted).first()
+                if found is None and wanted.isdigit():
+                    found = ScimToken.objects.filter(pk=int(wanted)).first()
+                if found is None:
                     raise CommandError(f"No SCIM token {wanted!r}.")
                 scim_token_revoke(
-                    actor=actor, token_id=token.pk, reason=options["reason"], via="manage.py"
+                    actor=actor, token_id=found.pk, reason=options["reason"], via="manage.py"
                 )
-                self.stdout.write(f"Revoked {token.name}.")
+                self.stdout.write(f"Revoked {found.name}.")
         except TokenRefused as error:
             raise CommandError(str(error)) from None
