@@ -149,3 +149,23 @@ def test_the_command_mints_lists_and_revokes(db) -> None:
     assert token.revoked_at is not None and token.revoke_reason == "rotated"
     assert [e.data["via"] for e in events("scim.token.minted")] == ["manage.py"]
     assert [e.data["via"] for e in events("scim.token.revoked")] == ["manage.py"]
+
+
+def test_a_session_without_a_second_factor_is_sent_to_mfa(security_admin) -> None:
+    client = Client()
+    client.force_login(security_admin)
+    response = client.get("/scim/tokens/")
+    assert response.status_code == 302 and response["Location"].startswith("/mfa/")
+
+
+def test_the_page_does_not_query_per_token(
+    verified_client, security_admin, django_assert_max_num_queries
+) -> None:
+    client = verified_client(security_admin)
+    mint("one")
+    with django_assert_max_num_queries(30) as few:
+        client.get("/scim/tokens/")
+    for n in range(8):
+        mint(f"more-{n}")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert client.get("/scim/tokens/").status_code == 200
