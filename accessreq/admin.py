@@ -17,6 +17,7 @@ from accessreq.models import (
     AccessRequest,
     Approval,
     ApprovalPolicy,
+    BirthrightAccess,
     Campaign,
     CampaignTemplate,
     ConflictRule,
@@ -202,6 +203,39 @@ class ConflictRuleAdmin(AuditedAdmin):
     )
     search_fields = ("reason", "first__name", "second__name", "first__system__name")
     autocomplete_fields = ("first", "second")
+
+
+class BirthrightAccessForm(forms.ModelForm):
+    class Meta:
+        model = BirthrightAccess
+        fields = ("team", "entitlement", "duration")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        entitlement, length = data.get("entitlement"), data.get("duration")
+        if entitlement is not None and length is not None:
+            if length.total_seconds() <= 0:
+                self.add_error("duration", "Choose a duration longer than zero.")
+            elif length > entitlement.longest_grant:
+                self.add_error(
+                    "duration",
+                    f"The longest {entitlement} can be granted for is "
+                    f"{duration(entitlement.longest_grant)}.",
+                )
+        return data
+
+
+@admin.register(BirthrightAccess)
+class BirthrightAccessAdmin(AuditedAdmin):
+    """Access every member of a team gets on joining or moving into it, without an approval.
+    Granted from the next join or move on; people already in the team are not changed."""
+
+    form = BirthrightAccessForm
+    list_display = ("team", "entitlement", "duration")
+    list_filter = ("team",)
+    list_select_related = ("team", "entitlement__system", "entitlement__environment")
+    search_fields = ("team__name", "entitlement__name", "entitlement__system__name")
+    autocomplete_fields = ("entitlement",)
 
 
 # --- Connectors -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class Transition:
 TRANSITIONS: tuple[Transition, ...] = (
     Transition(START, RequestState.PENDING, "request.submitted", "submitted"),
     Transition(START, RequestState.ACTIVE, "request.break_glass", "break-glass"),
+    Transition(START, RequestState.APPROVED, "request.birthright", "birthright access of a team"),
     Transition(
         RequestState.PENDING, RequestState.APPROVED, "request.approved", "all stages approved"
     ),

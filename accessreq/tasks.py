@@ -201,3 +201,10 @@ def report_exports_sweep() -> dict[str, int]:
 
     with acting_as(_system()):
         return sweep(actor=_system())
+
+
+@shared_task(acks_late=True)
+def people_inactivity_sweep() -> dict[str, int]:
+    from accessreq.services.lifecycle import people_inactivity_sweep as sweep
+
+    return sweep()

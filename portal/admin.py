@@ -21,7 +21,6 @@ from portal.auth import signed_in_user
 from portal.history import acting_as
 from portal.models import Team, TOTPDevice, User
 from portal.services.mfa import mfa_reset
-from portal.services.people import user_deactivate
 
 
 class UserCreateForm(SetUnusablePasswordMixin, BaseUserCreationForm):
@@ -68,24 +67,60 @@ class MFAStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ActivityFilter(admin.SimpleListFilter):
+    """People flagged for not signing in, and those whose access was suspended for it."""
+
+    title = "sign-in activity"
+    parameter_name = "activity"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("flagged", "Flagged inactive"), ("suspended", "Access suspended")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        if self.value() == "flagged":
+            return queryset.filter(inactive_since__isnull=False)
+        if self.value() == "suspended":
+            return queryset.filter(access_suspended_at__isnull=False)
+        return queryset
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin, AuditedAdmin):
     form = UserEditForm
     add_form = UserCreateForm
     ordering = ("display_name",)
     list_display = ("display_name", "email", "team", "manager", "employment_status", "is_active")
-    list_filter = ("is_active", "employment_status", "team", "groups", "kind", MFAStatusFilter)
+    list_filter = (
+        "is_active",
+        "employment_status",
+        "team",
+        "groups",
+        "kind",
+        MFAStatusFilter,
+        ActivityFilter,
+    )
     list_select_related = ("team", "manager")
     search_fields = ("email", "display_name")
     raw_id_fields = ("manager",)
-    readonly_fields = ("last_login", "date_joined", "kind")
+    readonly_fields = ("last_login", "date_joined", "kind", "inactive_since", "access_suspended_at")
     filter_horizontal = ("groups", "user_permissions")
     actions = ("deactivate_users", "reset_second_factor")
     fieldsets = (
         (None, {"fields": ("email", "display_name", "password")}),
         ("Organisation", {"fields": ("team", "manager", "employment_status")}),
         ("Access to Gatehouse", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
-        ("Dates", {"fields": ("last_login", "date_joined", "kind")}),
+        (
+            "Dates",
+            {
+                "fields": (
+                    "last_login",
+                    "date_joined",
+                    "kind",
+                    "inactive_since",
+                    "access_suspended_at",
+                )
+            },
+        ),
     )
     add_fieldsets = (
         (None, {"fields": ("email", "display_name", "team", "manager")}),
@@ -93,29 +128,72 @@ class UserAdmin(DjangoUserAdmin, AuditedAdmin):
     )
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        deactivating = change and "is_active" in form.changed_data and not obj.is_active
-        leaving = (
-            change and "employment_status" in form.changed_data and obj.employment_status == "left"
+        """Joining, moving, leaving and deactivating go through the identity lifecycle, so the
+        admin site does what a directory push would: this saves only the other fields."""
+        from accessreq.services.lifecycle import (
+            UNCHANGED,
+            person_deactivate,
+            person_join,
+            person_leave,
+            person_move,
         )
-        with transaction.atomic(), acting_as(request.user):
+
+        actor = signed_in_user(request)
+        if not change:
+            with transaction.atomic(), acting_as(actor):
+                super().save_model(request, obj, form, change)
+                if obj.kind == User.Kind.HUMAN:
+                    person_join(user=obj, actor=actor, source="admin", http=request)
+            return
+        changed = set(form.changed_data)
+        initial = form.initial
+        deactivating = "is_active" in changed and not obj.is_active
+        leaving = "employment_status" in changed and obj.employment_status == "left"
+        team = obj.team if "team" in changed else UNCHANGED
+        manager = obj.manager if "manager" in changed else UNCHANGED
+        with transaction.atomic(), acting_as(actor):
+            if team is not UNCHANGED:
+                obj.team_id = initial.get("team")
+            if manager is not UNCHANGED:
+                obj.manager_id = initial.get("manager")
             if deactivating or leaving:
-                obj.is_active = True  # the service makes the change and ends the sessions
+                obj.is_active = True
+            if leaving:
+                obj.employment_status = initial.get("employment_status")
             super().save_model(request, obj, form, change)
-            if deactivating or leaving:
-                reason = "left the organisation" if leaving else "deactivated in the admin"
-                user_deactivate(
-                    user=obj, actor=signed_in_user(request), reason=reason, request=request
+            if obj.kind == User.Kind.HUMAN and (team is not UNCHANGED or manager is not UNCHANGED):
+                person_move(
+                    user=obj, actor=actor, source="admin", team=team, manager=manager, http=request
+                )
+            if leaving:
+                person_leave(
+                    user=obj,
+                    actor=actor,
+                    reason="left the organisation",
+                    source="admin",
+                    http=request,
+                )
+            elif deactivating:
+                person_deactivate(
+                    user=obj,
+                    actor=actor,
+                    reason="deactivated in the admin",
+                    source="admin",
+                    http=request,
                 )
 
     @admin.action(description="Deactivate selected people (ends their sessions)")
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        from accessreq.services.lifecycle import person_deactivate
+
         count = 0
         for user in queryset.filter(is_active=True):
-            user_deactivate(
+            person_deactivate(
                 user=user,
                 actor=signed_in_user(request),
                 reason="admin bulk action",
-                request=request,
+                source="admin",
+                http=request,
             )
             count += 1
         self.message_user(request, f"Deactivated {count} account(s).", messages.SUCCESS)

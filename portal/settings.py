@@ -314,6 +314,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accessreq.tasks.token_expiry_reminders",
         "schedule": 3600.0,
     },
+    # Hourly: each person is flagged (and their manager told) once until they sign in again.
+    "people-inactivity-sweep": {
+        "task": "accessreq.tasks.people_inactivity_sweep",
+        "schedule": 3600.0,
+    },
     # Hourly is plenty: an owner is emailed once per due date however often it runs.
     "docs-runbook-review-reminders": {
         "task": "docs.tasks.runbook_review_reminders",
@@ -330,6 +335,21 @@ REQUEST_ESCALATE_AFTER_HOURS = env_int("REQUEST_ESCALATE_AFTER_HOURS", 48, minim
 # Break-glass: the longest emergency grant, and how soon an approver must review it.
 BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", 120, minimum=15)
 BREAK_GLASS_REVIEW_HOURS = env_int("BREAK_GLASS_REVIEW_HOURS", 24, minimum=1)
+# Identity lifecycle: a mover's access review lasts this many days; people who have not signed
+# in for INACTIVITY_FLAG_DAYS are flagged to their manager, and after INACTIVITY_SUSPEND_DAYS
+# their access is revoked (0 turns either off; suspension is off unless set).
+MOVER_REVIEW_DAYS = env_int("MOVER_REVIEW_DAYS", 14, minimum=1)
+INACTIVITY_FLAG_DAYS = env_int("INACTIVITY_FLAG_DAYS", 90, minimum=0)
+INACTIVITY_SUSPEND_DAYS = env_int("INACTIVITY_SUSPEND_DAYS", 0, minimum=0)
+if (
+    INACTIVITY_SUSPEND_DAYS
+    and INACTIVITY_FLAG_DAYS
+    and INACTIVITY_SUSPEND_DAYS <= INACTIVITY_FLAG_DAYS
+):
+    raise ImproperlyConfigured(
+        "INACTIVITY_SUSPEND_DAYS must be more than INACTIVITY_FLAG_DAYS (people are flagged "
+        "before their access is suspended), or 0 to leave suspension off."
+    )
 # First wait before a failed webhook delivery is retried; it doubles with each attempt.
 PROVISIONING_RETRY_SECONDS = env_int("PROVISIONING_RETRY_SECONDS", 30, minimum=0)
 

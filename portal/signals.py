@@ -16,6 +16,9 @@ from portal.history import change_reason
 @receiver(user_logged_in)
 def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     record(actor=user, action="auth.login", target=user, request=request)
+    from accessreq.services.lifecycle import person_seen
+
+    person_seen(user)
 
 
 @receiver(user_logged_out)

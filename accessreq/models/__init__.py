@@ -40,7 +40,13 @@ from accessreq.models.pipelines import (
     TrustedIssuer,
     TrustRule,
 )
-from accessreq.models.policy import ApprovalPolicy, ApproverRule, ConflictRule, PolicyStage
+from accessreq.models.policy import (
+    ApprovalPolicy,
+    ApproverRule,
+    BirthrightAccess,
+    ConflictRule,
+    PolicyStage,
+)
 from accessreq.models.reports import ExportState, ReportExport
 from accessreq.models.requests import (
     AccessRequest,
@@ -54,6 +60,7 @@ from accessreq.models.requests import (
 from accessreq.states import RequestState
 
 __all__ = [
+    "BirthrightAccess",
     "ExportState",
     "ReportExport",
     "DeploymentApproval",

@@ -126,7 +126,7 @@ class Campaign(models.Model):
     template = models.ForeignKey(
         CampaignTemplate, on_delete=models.PROTECT, related_name="campaigns"
     )
-    period = models.CharField(max_length=20)
+    period = models.CharField(max_length=40)
     state = models.CharField(
         max_length=10, choices=CampaignState.choices, default=CampaignState.SCHEDULED
     )

@@ -149,6 +149,10 @@ class ApiToken(models.Model):
         related_name="+",
     )
     revoke_reason = models.CharField(max_length=200, blank=True)
+    # Set when the service account's only owner left: the token still works (revoking it could
+    # stop a production pipeline), but security admins and the page say someone must take over.
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    flag_reason = models.CharField(max_length=200, blank=True)
     rotated_from = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
     )

@@ -8,6 +8,7 @@ from simple_history.models import HistoricalRecords
 
 from accessreq.models.catalog import Entitlement, RiskTier
 from portal.history import get_history_user
+from portal.models import Team
 
 
 class ApproverRule(models.TextChoices):
@@ -101,3 +102,34 @@ class ConflictRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.first} ⟂ {self.second}"
+
+
+class BirthrightAccess(models.Model):
+    """Access every member of a team gets on joining it (or moving into it), granted by the
+    system actor without an approval stage. Off unless a security admin names some: a new
+    person gets nothing by default."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="birthright_access")
+    entitlement = models.ForeignKey(
+        Entitlement, on_delete=models.PROTECT, related_name="birthright_for"
+    )
+    duration = models.DurationField(
+        help_text="How long each grant lasts (at most the entitlement's longest grant); after "
+        "it the person requests an extension like anyone else."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(get_user=get_history_user)
+
+    class Meta:
+        ordering = ["team", "entitlement"]
+        verbose_name = "birthright access"
+        verbose_name_plural = "birthright access"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "entitlement"], name="one_birthright_per_team_entitlement"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entitlement} for every member of {self.team}"

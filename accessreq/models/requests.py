@@ -20,6 +20,7 @@ class RequestKind(models.TextChoices):
     NEW = "new", "New access"
     EXTENSION = "extension", "Extension"
     BREAK_GLASS = "break_glass", "Break-glass"
+    BIRTHRIGHT = "birthright", "Birthright (team)"
 
 
 class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):

@@ -236,6 +236,21 @@ def campaign_launch(
             raise RuntimeError("launch interrupted (fault test)")
 
 
+def campaign_launch_for_grants(
+    *, template: CampaignTemplate, period: str, grants: list[Grant], actor: User, at: datetime
+) -> Campaign:
+    """A one-off campaign of ``template`` over ``grants`` (a mover's review), opened at once.
+    Launched again for the same period while it is still open, it adds the grants it lacks."""
+    campaign = _campaign_for(template, period, actor=actor, at=at)
+    locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if locked.state not in (CampaignState.LAUNCHING, CampaignState.OPEN):
+        raise WorkflowError(f"The campaign {locked} is already {locked.get_state_display()}.")
+    _add_items(locked, template, grants, at=at)
+    if locked.state == CampaignState.LAUNCHING:
+        _open(locked, template, actor=actor)
+    return locked
+
+
 def _campaign_for(
     template: CampaignTemplate, period: str, *, actor: User, at: datetime
 ) -> Campaign:
@@ -489,6 +504,13 @@ def item_reassign(
         raise WorkflowError("Choose someone else: not yourself and not the person who holds it.")
     if not to.is_active or to.kind != User.Kind.HUMAN:
         raise WorkflowError(f"{to} can't review: the account is not an active person.")
+    return _hand_on(item, to=to, actor=actor, reason=reason, http=http)
+
+
+def _hand_on(
+    item: ReviewItem, *, to: User, actor: User, reason: str, http: HttpRequest | None = None
+) -> ReviewItem:
+    """End the locked pending ``item`` as reassigned and open its copy for ``to``."""
     transition = check_item_transition(item.decision, ReviewDecision.REASSIGNED)
     clock = now()
     item.decision = ReviewDecision.REASSIGNED
@@ -530,6 +552,48 @@ def item_reassign(
         path=reverse("my_reviews"),
     )
     return new
+
+
+def items_reassign_from(*, person: User, actor: User, reason: str) -> int:
+    """Hand every pending item ``person`` reviews in an open campaign to someone who can still
+    review it (offboarding): their manager, else the template's fallback reviewer, else its
+    owner, else a security admin; never the holder or an owner of the account it is. Items
+    nobody could take stay where they are (the deadline action still applies). Returns how many
+    moved."""
+    from accessreq.policy import security_admins
+
+    items = (
+        ReviewItem.objects.select_for_update()
+        .filter(
+            reviewer=person, decision=ReviewDecision.PENDING, campaign__state=CampaignState.OPEN
+        )
+        .select_related("campaign__template", "grant__beneficiary")
+        .order_by("pk")
+    )
+    admins = security_admins()
+    manager = person.manager
+    moved = 0
+    for item in items:
+        template = item.campaign.template
+        holder = item.grant.beneficiary
+        conflicted = {person.pk, holder.pk} | set(holder.owners.values_list("pk", flat=True))
+        candidates = [manager, template.fallback_reviewer, template.owner, *admins]
+        to = next(
+            (
+                c
+                for c in candidates
+                if c is not None
+                and c.pk not in conflicted
+                and c.is_active
+                and c.kind == User.Kind.HUMAN
+            ),
+            None,
+        )
+        if to is None:
+            continue
+        _hand_on(item, to=to, actor=actor, reason=reason)
+        moved += 1
+    return moved
 
 
 # --- Reminders, escalation, deadline -----------------------------------------------------------

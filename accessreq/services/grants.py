@@ -29,6 +29,7 @@ from accessreq.services.common import move, now
 from accessreq.services.notifications import notify
 from accessreq.services.provisioning import provisioning_cancel_setup, provisioning_schedule
 from accessreq.states import RequestState
+from audit.services import record
 from portal.models import User
 from portal.templatetags.gatehouse import duration as human_duration
 
@@ -110,6 +111,49 @@ def grant_from_approval(
     if grant.state == GrantState.ACTIVE:
         _activate(grant, access_request, actor=actor, http=http)
     return grant
+
+
+def grant_birthright(
+    *, beneficiary: User, entitlement: Entitlement, duration: timedelta, team_name: str
+) -> Grant | None:
+    """Give ``beneficiary`` a team's birthright access: a request by the system actor that is
+    approved at once (no stage: the security admin who named the access for the team decided),
+    then the grant as for any approval, so the connector, expiry and reviews treat it the same.
+    Access they already hold is left as it is; ``None`` if nothing was granted."""
+    clock = now()
+    if not entitlement.is_active or not beneficiary.is_active:
+        return None
+    from accessreq.services.requests import live_grant
+
+    if live_grant(beneficiary, entitlement, at=clock) is not None:
+        return None
+    system = User.objects.system_actor()
+    access_request = AccessRequest.objects.create(
+        requester=system,
+        beneficiary=beneficiary,
+        entitlement=entitlement,
+        kind=RequestKind.BIRTHRIGHT,
+        justification=f"Birthright access of the team {team_name}.",
+        duration=min(duration, entitlement.longest_grant),
+        state=RequestState.APPROVED,
+        created_at=clock,
+        decided_at=clock,
+    )
+    record(
+        actor=system,
+        action="request.birthright",
+        target=access_request,
+        data={
+            "to": RequestState.APPROVED,
+            "kind": RequestKind.BIRTHRIGHT,
+            "team": team_name,
+            "entitlement": str(entitlement),
+            "beneficiary": str(beneficiary),
+            "beneficiary_id": beneficiary.pk,
+            "duration_seconds": int(access_request.duration.total_seconds()),
+        },
+    )
+    return grant_from_approval(access_request, actor=system, at=clock)
 
 
 def grants_expire_lapsed(*, beneficiary: User, entitlement: Entitlement, at: datetime) -> int:

@@ -219,21 +219,7 @@ def _open_stage(access_request: AccessRequest, position: int, *, at: datetime) -
     """Assign stage ``position`` to its approvers and tell them."""
     stage = access_request.stage(position)
     assert stage is not None
-    approvers = stage_approvers(
-        stage["rule"],
-        requester=access_request.requester,
-        beneficiary=access_request.beneficiary,
-        entitlement=access_request.entitlement,
-    )
-    # A person who already decided an earlier stage can't satisfy this one too; when that
-    # leaves nobody, the stage falls back to the security admins, as when the rule names nobody.
-    used = _principals_used(access_request)
-    people = [p for p in approvers.people if p.pk not in used]
-    reason = approvers.reason
-    if not people:
-        excluded = used | conflicted(access_request.requester, access_request.beneficiary)
-        people = [p for p in security_admins() if p.pk not in excluded]
-        reason = AssignmentReason.FALLBACK
+    people, reason = _stage_people(access_request, stage)
     bulk_create_with_history(
         [
             StageAssignment(
@@ -247,6 +233,30 @@ def _open_stage(access_request: AccessRequest, position: int, *, at: datetime) -
         ],
         StageAssignment,
     )
+    _ask(access_request, stage, people)
+
+
+def _stage_people(access_request: AccessRequest, stage: dict[str, Any]) -> tuple[list[User], str]:
+    """Who decides ``stage`` now, and why (an AssignmentReason): the rule's active people, minus
+    anyone conflicted or who already decided an earlier stage (nobody satisfies two); when that
+    leaves nobody, the security admins, as when the rule names nobody."""
+    approvers = stage_approvers(
+        stage["rule"],
+        requester=access_request.requester,
+        beneficiary=access_request.beneficiary,
+        entitlement=access_request.entitlement,
+    )
+    used = _principals_used(access_request)
+    people = [p for p in approvers.people if p.pk not in used]
+    if people:
+        return people, approvers.reason
+    excluded = used | conflicted(access_request.requester, access_request.beneficiary)
+    return [p for p in security_admins() if p.pk not in excluded], AssignmentReason.FALLBACK
+
+
+def _ask(access_request: AccessRequest, stage: dict[str, Any], people: list[User]) -> None:
+    """Tell ``people`` (and their delegates) that ``stage`` of the request waits for them."""
+    position = stage["position"]
     kind = "extension of" if access_request.kind == RequestKind.EXTENSION else "access to"
     for person in people:
         notify_with_delegates(
@@ -540,6 +550,112 @@ def request_withdraw(
     access_request.decided_at = now()
     move(access_request, RequestState.WITHDRAWN, actor=actor, http=http)
     return access_request
+
+
+@transaction.atomic
+def request_reroute(
+    *, actor: User, request_id: int, why: str, http: HttpRequest | None = None
+) -> bool:
+    """Ask the current stage's rule again who decides it, after the people around the request
+    changed (a new manager, an approver who left): those it no longer names are taken off the
+    stage (escalation assignments stay while the person is active), those it newly names are
+    asked. Returns whether anyone changed; a request no longer pending is left alone."""
+    access_request = _lock(request_id)
+    if access_request.state != RequestState.PENDING:
+        return False
+    stage = access_request.stage(access_request.current_stage)
+    if stage is None:
+        return False
+    people, reason = _stage_people(access_request, stage)
+    wanted = {p.pk for p in people}
+    current = list(
+        access_request.assignments.filter(stage=stage["position"]).select_related("principal")
+    )
+    assigned = {a.principal_id for a in current}
+    removed = [
+        a
+        for a in current
+        if a.principal_id not in wanted
+        and not (a.reason == AssignmentReason.ESCALATION and a.principal.is_active)
+    ]
+    added = [p for p in people if p.pk not in assigned]
+    if not removed and not added:
+        return False
+    clock = now()
+    for assignment in removed:
+        assignment.delete()
+    bulk_create_with_history(
+        [
+            StageAssignment(
+                request=access_request,
+                stage=stage["position"],
+                principal=person,
+                reason=reason,
+                created_at=clock,
+            )
+            for person in added
+        ],
+        StageAssignment,
+    )
+    record(
+        actor=actor,
+        action="request.rerouted",
+        target=access_request,
+        data={
+            "stage": stage["position"],
+            "why": why,
+            "removed": [str(a.principal) for a in removed],
+            "removed_ids": [a.principal_id for a in removed],
+            "added": [str(p) for p in added],
+            "added_ids": [p.pk for p in added],
+            "reason": reason,
+        },
+        request=http,
+    )
+    _ask(access_request, stage, added)
+    return True
+
+
+@transaction.atomic
+def requests_withdraw_for_leaver(
+    *, person: User, actor: User, reason: str, http: HttpRequest | None = None
+) -> int:
+    """Withdraw every pending request ``person`` made or would benefit from (offboarding); the
+    other party is told. Returns how many."""
+    done = 0
+    pending = AccessRequest.objects.filter(state=RequestState.PENDING).filter(
+        Q(beneficiary=person) | Q(requester=person)
+    )
+    for request_id in pending.order_by("pk").values_list("pk", flat=True):
+        access_request = _lock(request_id)
+        if access_request.state != RequestState.PENDING:
+            continue
+        access_request.decided_at = now()
+        move(
+            access_request,
+            RequestState.WITHDRAWN,
+            actor=actor,
+            data={"reason": reason, "leaver_id": person.pk},
+            http=http,
+        )
+        other = (
+            access_request.requester
+            if access_request.beneficiary_id == person.pk
+            else access_request.beneficiary
+        )
+        if other.pk != person.pk and other.kind == User.Kind.HUMAN:
+            notify(
+                key=f"request:{access_request.pk}:withdrawn_leaver",
+                recipient=other,
+                subject=f"Withdrawn: {access_request.entitlement}",
+                lines=[
+                    f"The request for {access_request.entitlement} for "
+                    f"{access_request.beneficiary} was withdrawn: {reason}.",
+                ],
+                path=reverse("request_detail", args=[access_request.pk]),
+            )
+        done += 1
+    return done
 
 
 def requests_time_out(*, limit: int = 500) -> int:

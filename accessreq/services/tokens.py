@@ -323,3 +323,52 @@ def token_expiry_reminders_send() -> int:
             )
             sent += 1
     return sent
+
+
+def tokens_flag_orphaned(*, leaver: User, actor: User, http: HttpRequest | None = None) -> int:
+    """Flag the usable tokens of every service account ``leaver`` was the only active owner of
+    (offboarding). They keep working, since revoking could stop a production pipeline; the
+    security admins are told to name a new owner and rotate them. Returns how many were flagged."""
+    from accessreq.policy import security_admins
+
+    accounts = [
+        account
+        for account in User.objects.filter(kind=User.Kind.SERVICE, owners=leaver).order_by("pk")
+        if not account.owners.filter(is_active=True, kind=User.Kind.HUMAN)
+        .exclude(pk=leaver.pk)
+        .exists()
+    ]
+    clock = now()
+    reason = f"The only owner of this service account, {leaver}, left"
+    flagged = 0
+    for account in accounts:
+        tokens = list(
+            ApiToken.objects.select_for_update()
+            .usable()
+            .filter(service_account=account, flagged_at__isnull=True)
+            .order_by("pk")
+        )
+        for token in tokens:
+            token.flagged_at = clock
+            token.flag_reason = reason
+            token.save(update_fields=["flagged_at", "flag_reason"])
+            record(
+                actor=actor,
+                action="api.token.flagged",
+                target=token,
+                data={**token_data(token), "reason": reason, "leaver_id": leaver.pk},
+                request=http,
+            )
+        flagged += len(tokens)
+        for admin in security_admins():
+            notify(
+                key=f"service_account:{account.pk}:orphaned:{leaver.pk}",
+                recipient=admin,
+                subject=f"Service account without an owner: {account}",
+                lines=[
+                    f"{reason}; {len(tokens)} of its tokens still work.",
+                    "Name a new owner, then rotate or revoke its tokens.",
+                ],
+                path=reverse("service_account_detail", args=[account.pk]),
+            )
+    return flagged

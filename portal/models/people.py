@@ -100,10 +100,21 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_staff = models.BooleanField(default=False, help_text="May open the admin site.")
     date_joined = models.DateTimeField(default=timezone.now)
+    inactive_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set when the person was flagged for not signing in for too long; cleared at "
+        "their next sign-in.",
+    )
+    access_suspended_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set when their access was revoked for inactivity.",
+    )
 
     history = HistoricalRecords(
         get_user=get_history_user,
-        excluded_fields=["password", "last_login"],
+        excluded_fields=["password", "last_login", "inactive_since", "access_suspended_at"],
         m2m_fields=[owners],
     )
 

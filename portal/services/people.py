@@ -1,4 +1,6 @@
-"""Changes to people: deactivation ends every session at once."""
+"""Changes to people: deactivation ends every session at once. The whole of offboarding (pending
+requests, reviews, delegations, orphaned service accounts) is ``accessreq.services.lifecycle``;
+this is its first step."""
 
 from __future__ import annotations
 
@@ -19,9 +21,9 @@ def user_sessions_end(*, user: User) -> int:
 @transaction.atomic
 def user_deactivate(
     *, user: User, actor: User, reason: str = "", request: HttpRequest | None = None
-) -> None:
+) -> tuple[int, int]:
     """Deactivate ``user``, end their sessions (the next request they make is signed out) and
-    revoke every grant they hold."""
+    revoke every grant they hold; returns how many sessions ended and grants were revoked."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     was_active = locked.is_active
     locked.is_active = False
@@ -39,24 +41,38 @@ def user_deactivate(
     from accessreq.services.grants import grants_revoke_for_person
 
     with acting_as(actor):
-        grants_revoke_for_person(
+        revoked = grants_revoke_for_person(
             beneficiary=locked,
             actor=actor,
             reason=f"Account deactivated{': ' + reason if reason else ''}",
             http=request,
         )
     user.is_active = False
+    return ended, revoked
 
 
 @transaction.atomic
 def user_set_employment_status(
     *, user: User, status: str, actor: User, request: HttpRequest | None = None
 ) -> None:
-    """Record a change of employment status; ``left`` also deactivates the account."""
+    """Record a change of employment status; ``left`` is a leaver's whole offboarding."""
     if status not in User.EmploymentStatus.values:
         raise ValueError(f"Unknown employment status {status!r}.")
+    if status == User.EmploymentStatus.LEFT:
+        from accessreq.services.lifecycle import person_leave
+
+        person_leave(
+            user=user,
+            actor=actor,
+            reason="left the organisation",
+            source="portal",
+            http=request,
+        )
+        return
     locked = User.objects.select_for_update().get(pk=user.pk)
     before = locked.employment_status
+    if before == status:
+        return
     locked.employment_status = status
     with acting_as(actor):
         locked.save(update_fields=["employment_status"])
@@ -68,6 +84,3 @@ def user_set_employment_status(
         request=request,
     )
     user.employment_status = status
-    if status == User.EmploymentStatus.LEFT:
-        user_deactivate(user=locked, actor=actor, reason="left the organisation", request=request)
-        user.is_active = False

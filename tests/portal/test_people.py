@@ -61,8 +61,8 @@ def test_leaving_the_organisation_deactivates(verified_client, security_admin, r
     assert list(
         AuditEvent.objects.exclude(action="auth.login").values_list("action", flat=True)
     ) == [
-        "user.changed",
         "user.deactivated",
+        "person.left",
     ]
 
 
@@ -104,3 +104,44 @@ def test_task_changes_carry_the_system_actor_and_the_person_who_caused_them(requ
     row = team.history.latest()
     assert row.history_user_id == system.pk
     assert row.history_change_reason == f"on behalf of Dev Requester (user #{requester.pk})"
+
+
+@pytest.mark.django_db
+def test_admin_team_and_manager_changes_are_moves(verified_client, security_admin, requester):
+    from accessreq.models import Campaign
+    from tests.accessreq.workflow_helpers import direct_grant, make_entitlement
+    from tests.factories import TeamFactory, UserFactory
+
+    direct_grant(requester, make_entitlement())
+    team, boss = TeamFactory(name="Data"), UserFactory(display_name="Bea Boss")
+    payload = _admin_change_payload(requester, team=team.pk, manager=boss.pk)
+    response = verified_client(security_admin).post(
+        f"/admin/portal/user/{requester.pk}/change/", payload
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+    requester.refresh_from_db()
+    assert (requester.team, requester.manager) == (team, boss)
+    moved = AuditEvent.objects.get(action="person.moved")
+    assert moved.actor_id == security_admin.pk and moved.data["source"] == "admin"
+    assert moved.data["team"]["after"] == "Data" and moved.data["manager"]["after"] == "Bea Boss"
+    campaign = Campaign.objects.get(pk=moved.data["review_campaign_id"])
+    assert list(campaign.items.values_list("reviewer", flat=True)) == [boss.pk]
+
+
+@pytest.mark.django_db
+def test_admin_marking_someone_left_offboards_them(verified_client, security_admin, requester):
+    from accessreq.models import Grant
+    from tests.accessreq.workflow_helpers import direct_grant, make_entitlement
+
+    direct_grant(requester, make_entitlement())
+    payload = _admin_change_payload(requester, employment_status="left")
+    response = verified_client(security_admin).post(
+        f"/admin/portal/user/{requester.pk}/change/", payload
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    requester.refresh_from_db()
+    assert (requester.employment_status, requester.is_active) == ("left", False)
+    assert not Grant.objects.filter(beneficiary=requester).live().exists()
+    left = AuditEvent.objects.get(action="person.left")
+    assert left.data["source"] == "admin" and left.data["grants_revoked"] == 1
