@@ -16,7 +16,6 @@ from SCIM from then on (a later POST with the same userName or displayName links
 from __future__ import annotations
 
 from datetime import datetime
-from types import ModuleType
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -26,6 +25,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accessreq.services import lifecycle
 from audit.services import record
 from portal.history import acting_as
 from portal.models import Team, User
@@ -41,13 +41,6 @@ from scim.resources import (
     scim_users,
     user_resource,
 )
-
-
-def _lifecycle() -> ModuleType:
-    """The identity lifecycle hooks (join, move, leave, return), owned by the access domain."""
-    from accessreq.services import lifecycle
-
-    return lifecycle
 
 
 def _actor() -> User:
@@ -271,7 +264,6 @@ def scim_user_create(
         ),
         request=http,
     )
-    lifecycle = _lifecycle()
     lifecycle.person_join(user=user, actor=actor, source=token.source, http=http)
     if changes.active is False:
         lifecycle.person_leave(
@@ -301,7 +293,6 @@ def scim_user_update(
     _check_version(user_resource(user), if_match)
     identity = identity_of(user) or ScimIdentity(user=user, created_by_token=token)
     actor = _actor()
-    lifecycle = _lifecycle()
     clock = timezone.now()
     touched = False
     if changes.active is True and not user.is_active:
@@ -348,7 +339,7 @@ def scim_user_delete(
     _check_version(user_resource(user), if_match)
     actor = _actor()
     if user.is_active:
-        _lifecycle().person_leave(
+        lifecycle.person_leave(
             user=user,
             actor=actor,
             reason="deleted in the directory",
@@ -425,7 +416,6 @@ def _apply_members(*, team: Team, changes: GroupChanges, token: ScimToken, http:
     unknown = sorted(joining - set(people))
     if unknown:
         raise invalid_value(f"Unknown member id(s): {', '.join(unknown)}.")
-    lifecycle = _lifecycle()
     actor = _actor()
     for person in people.values():
         lifecycle.person_move(user=person, actor=actor, source=token.source, team=team, http=http)

@@ -24,6 +24,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from accessreq.errors import WorkflowError
 from scim import services
 from scim.changes import (
     group_changes_from_patch,
@@ -124,6 +125,8 @@ def scim_endpoint(*methods: str) -> Callable[[View], View]:
                 return view(request, token, *args, **kwargs)
             except ScimError as error:
                 return _error_response(error)
+            except WorkflowError as error:  # a lifecycle refusal, e.g. one's own manager
+                return _error_response(ScimError(400, str(error), scim_type="invalidValue"))
             except Exception:
                 logger.exception("SCIM error on %s %s", request.method, request.path)
                 return _error_response(ScimError(500, "Something went wrong; it has been logged."))

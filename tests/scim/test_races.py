@@ -49,3 +49,4 @@ def test_the_same_person_deactivated_twice_at_once(signing_key_file) -> None:
     assert [o.result for o in outcomes] == [200, 200, 200]
     person.refresh_from_db()
     assert not person.is_active
+    assert len(events("person.left")) == 1
