@@ -100,7 +100,10 @@ def _bool(value: Any, what: str) -> bool:
 
 
 def _reference(value: Any, what: str) -> str:
-    """An id given as ``"17"``, ``17`` or ``{"value": "17"}``; "" or null removes."""
+    """An id given as ``"17"``, ``17``, ``{"value": "17"}`` or a list of one of those; "" or
+    null removes."""
+    if isinstance(value, list) and len(value) <= 1:
+        value = value[0] if value else None
     if isinstance(value, dict):
         value = value.get("value")
     if value is None:

@@ -200,7 +200,8 @@ def scim_user_create(
     set one with a reset), then ``person_join``. A userName someone already has is refused with
     409, unless the directory deleted that person before: then they are linked again and
     changed like a PUT (a rehire; ``person_return`` restores the account, not the access)."""
-    assert changes.user_name is not None
+    if changes.user_name is None:
+        raise invalid_value("userName is required.")
     email = _user_name(changes.user_name)
     existing = User.objects.filter(email__iexact=email).first()
     if existing is not None:
@@ -462,7 +463,8 @@ def scim_group_create(
     """Create a team from a directory group, then move its members into it. A name taken by a
     team is refused with 409 (look it up with ``displayName eq`` to link it instead), unless the
     directory deleted that group before: then it is linked again."""
-    assert changes.display_name is not None
+    if not changes.display_name:
+        raise invalid_value("displayName is required.")
     name = changes.display_name[:100]
     actor = _actor()
     existing = Team.objects.filter(name__iexact=name).first()

@@ -91,12 +91,14 @@ def test_entra_sets_and_removes_the_manager_and_the_department(scim) -> None:
     assert person.manager_id is None
 
 
-def test_a_manager_given_as_a_plain_id_works_too(scim) -> None:
+@pytest.mark.parametrize("shape", ["plain", "list"])
+def test_a_manager_given_as_a_plain_id_or_a_list_works_too(scim, shape) -> None:
     boss = created(scim, okta_user("boss@example.com", externalId="boss"))
     made = created(scim, entra_user())
+    value = boss["id"] if shape == "plain" else [{"value": boss["id"]}]
     scim.patch(
         f"Users/{made['id']}",
-        patch({"op": "Add", "path": f"{ENTERPRISE}:manager", "value": boss["id"]}),
+        patch({"op": "Add", "path": f"{ENTERPRISE}:manager", "value": value}),
     )
     assert User.objects.get(pk=int(made["id"])).manager_id == int(boss["id"])
 
