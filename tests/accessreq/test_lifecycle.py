@@ -412,4 +412,4 @@ def test_the_service_account_page_shows_the_flagged_tokens(
     text = page.content.decode()
     assert "1 token flagged:" in text and "nobody who still works here owns this account" in text
     assert f"{requester} (left)" in text
-    assert "The only owner of this service account, Dev Requester, left" in text
+    assert 'title="The only owner of this service account, Dev Requester, left">Flagged' in text
