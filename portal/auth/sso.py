@@ -242,9 +242,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         name = provider.name
         claims = ProviderClaims.from_sociallogin(sociallogin)
         if sociallogin.state.get("process", AuthProcess.LOGIN) != AuthProcess.LOGIN:
-            raise refuse(
-                request, reason="not_sign_in", provider_id=provider.id, provider_name=name
-            )
+            raise refuse(request, reason="not_sign_in", provider_id=provider.id, provider_name=name)
         if not claims.email:
             raise refuse(
                 request,

@@ -97,7 +97,7 @@ def apply_provider_mfa(request: HttpRequest) -> None:
         return
     user = request.user
     if user.is_authenticated and _valid_assertion(request, user) is not None:
-        user.is_verified = lambda: True  # type: ignore[union-attr]
+        user.is_verified = lambda: True  # type: ignore[attr-defined]
 
 
 def provider_mfa_active(request: HttpRequest) -> bool:
@@ -134,6 +134,7 @@ def describe(request: HttpRequest) -> SessionSecurity:
         parts.append(f"Gatehouse {kind}, last entered at {when}")
     second_factor = "; ".join(parts) if parts else "not yet verified"
     return SessionSecurity(
-        sign_in=sign_in, second_factor=second_factor[:1].upper() + second_factor[1:],
+        sign_in=sign_in,
+        second_factor=second_factor[:1].upper() + second_factor[1:],
         sign_in_at=sign_in_at,
     )

@@ -99,7 +99,8 @@ server.listen(port, '127.0.0.1', () => {
     jwks: { keys: [signingKey] },
     cookies: { keys: [randomBytes(32).toString('hex')] },
     claims: {
-      openid: ['sub'],
+      // As Okta, Entra ID and Keycloak do: how the person authenticated is in every ID token.
+      openid: ['sub', 'auth_time', 'amr', 'acr'],
       email: ['email', 'email_verified'],
       profile: ['name', 'given_name', 'family_name'],
     },
