@@ -234,3 +234,21 @@ def allauth_providers(providers: list[OIDCProvider]) -> dict[str, Any]:
             "APPS": [provider.allauth_app() for provider in providers],
         }
     }
+
+
+def form_action_origins(providers: list[OIDCProvider], extra: list[str]) -> list[str]:
+    """The origins the sign-in buttons' redirects go to: each issuer's, plus ``extra``
+    (``OIDC_FORM_ACTION_ORIGINS``, checked here)."""
+    origins: list[str] = []
+    for provider in providers:
+        parts = urlsplit(provider.issuer)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    for origin in extra:
+        parts = urlsplit(origin)
+        if parts.scheme != "https" or not parts.netloc or parts.path not in {"", "/"}:
+            raise ImproperlyConfigured(
+                f"OIDC_FORM_ACTION_ORIGINS must be comma-separated https:// origins without a "
+                f"path (got {origin!r})."
+            )
+        origins.append(f"https://{parts.netloc}")
+    return sorted(set(origins))

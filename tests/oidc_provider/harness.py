@@ -8,6 +8,7 @@ Without them the SSO tests are skipped with the reason, unless ``GATEHOUSE_REQUI
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import queue
@@ -180,11 +181,16 @@ def running_provider(
 
 def configure(settings: Any, entries: list[dict[str, Any]]) -> None:
     """Point Gatehouse at ``entries`` the way OIDC_PROVIDERS would, through the real parser."""
-    from portal.auth.sso_config import allauth_providers, parse_providers
+    from csp.constants import SELF
+
+    from portal.auth.sso_config import allauth_providers, form_action_origins, parse_providers
 
     providers = parse_providers(json.dumps(entries), production=False)
     settings.OIDC_PROVIDERS = providers
     settings.SOCIALACCOUNT_PROVIDERS = allauth_providers(providers)
+    policy = copy.deepcopy(settings.CONTENT_SECURITY_POLICY)
+    policy["DIRECTIVES"]["form-action"] = [SELF, *form_action_origins(providers, [])]
+    settings.CONTENT_SECURITY_POLICY = policy
 
 
 @dataclass
