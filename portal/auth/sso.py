@@ -15,7 +15,7 @@ from typing import Any
 
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
-from allauth.socialaccount.models import SocialAccount, SocialLogin
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialLogin
 from allauth.socialaccount.providers.base import AuthProcess
 from django.conf import settings
 from django.db import transaction
@@ -228,11 +228,27 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def list_apps(
         self, request: HttpRequest | None, provider: Any = None, client_id: Any = None
     ) -> list[Any]:
-        # Providers come from OIDC_PROVIDERS only: a SocialApp row added in the admin would
-        # bypass the checked configuration, so it is never offered or used.
-        configured = {p.id for p in settings.OIDC_PROVIDERS}
-        apps = super().list_apps(request, provider=provider, client_id=client_id)
-        return [app for app in apps if app.pk is None and app.provider_id in configured]
+        # Providers come from OIDC_PROVIDERS only, without a database query (the sign-in page
+        # lists them): a SocialApp row added in the admin would bypass the checked
+        # configuration, so it is never offered or used.
+        apps = []
+        for configured in settings.OIDC_PROVIDERS:
+            if provider not in (None, "openid_connect", configured.id):
+                continue
+            if client_id is not None and client_id != configured.client_id:
+                continue
+            entry = configured.allauth_app()
+            apps.append(
+                SocialApp(
+                    provider="openid_connect",
+                    provider_id=entry["provider_id"],
+                    name=entry["name"],
+                    client_id=entry["client_id"],
+                    secret=entry["secret"],
+                    settings=entry["settings"],
+                )
+            )
+        return apps
 
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
         provider_id = sociallogin.account.provider
