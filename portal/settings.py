@@ -493,6 +493,10 @@ SOCIALACCOUNT_LOGIN_ON_GET = False
 # Access and refresh tokens are not kept: Gatehouse calls nothing on the person's behalf.
 SOCIALACCOUNT_STORE_TOKENS = False
 SOCIALACCOUNT_REQUESTS_TIMEOUT = env_int("OIDC_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
+# The redirect URI sent to providers must match the registered https:// one even if a proxy
+# forgets X-Forwarded-Proto (it also makes allauth's emailed links https).
+if PRODUCTION:
+    ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 # A provider button is a form whose answer redirects to the provider: browsers hold that
 # redirect to the CSP form-action list, so each issuer's origin (and any origin its sign-in
 # page redirects on to, OIDC_FORM_ACTION_ORIGINS) is added to it.

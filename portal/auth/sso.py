@@ -18,7 +18,7 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialAccount, SocialApp, SocialLogin
 from allauth.socialaccount.providers.base import AuthProcess
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.shortcuts import render
 
@@ -114,6 +114,11 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "This account is linked to another identity",
         "The Gatehouse account for {email} is already linked to a different {provider} "
         "identity. Ask your security team to check the account before you try again.",
+    ),
+    "concurrent_sign_in": (
+        "Sign in again",
+        "Another sign-in for {email} was being completed at the same moment. Sign in again; "
+        "it will work this time.",
     ),
     "ambiguous_email": (
         "More than one account has this address",
@@ -311,11 +316,22 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         if user is not None:
             self._check_may_sign_in(request, user=user, provider=provider, claims=claims)
         if not sociallogin.is_existing:
-            with transaction.atomic():
-                if user is None:
-                    user = sso_person_create(provider=provider, claims=claims, request=request)
-                    created = True
-                sociallogin.connect(request, user)
+            try:
+                with transaction.atomic():
+                    if user is None:
+                        user = sso_person_create(provider=provider, claims=claims, request=request)
+                        created = True
+                    sociallogin.connect(request, user)
+            except IntegrityError:
+                # A second first sign-in of the same person in the same instant (two tabs)
+                # created or linked the account first; this one simply starts again.
+                raise refuse(
+                    request,
+                    reason="concurrent_sign_in",
+                    provider_id=provider.id,
+                    provider_name=name,
+                    claims=claims,
+                ) from None
         setattr(
             request,
             REQUEST_ATTR,

@@ -468,3 +468,27 @@ def test_the_secret_is_not_in_the_pages(client: Client, corp: Any, idp: RunningP
     ]
     for page in pages:
         assert idp.client_secret.encode() not in page.content
+
+
+def test_the_page_asked_for_comes_after_sign_in_and_code(
+    client: Client, corp: Any, idp: RunningProvider
+) -> None:
+    person = UserFactory(email="known@example.com")
+    enrol_totp(person)
+    page = client.get("/accounts/login/?next=/catalog/").content.decode()
+    assert 'action="/accounts/oidc/corp/login/?next=%2Fcatalog%2F"' in page
+
+    authorize = start(client, next_url="/catalog/")
+    back = sign_in_at_provider(authorize, idp.issuer, login="known", password="known-pass")
+    response = client.get(back.path_and_query)
+
+    assert response["Location"] == "/catalog/"
+    assert client.get("/catalog/")["Location"] == "/mfa/verify/?next=%2Fcatalog%2F"
+
+
+def test_the_sign_in_page_may_post_to_the_providers_only(
+    client: Client, corp: Any, idp: RunningProvider
+) -> None:
+    policy = client.get("/accounts/login/")["Content-Security-Policy"]
+    (form_action,) = [d for d in policy.split(";") if d.strip().startswith("form-action")]
+    assert form_action.split()[1:] == ["'self'", idp.issuer]
