@@ -28,7 +28,23 @@ run: migrate
 	$(BIN)/python manage.py collectstatic --no-input -v 0
 	$(BIN)/python manage.py serve
 
-test: install
+# The SSO tests run a real OpenID Connect provider under Node.js (tests/oidc_provider). Its
+# packages are installed from the committed lock file whenever it changes; two `make test` runs
+# side by side (CI) take turns under flock. Without npm the SSO tests are skipped with a reason
+# (they fail instead under GATEHOUSE_REQUIRE_BROWSER=1).
+OIDC_PROVIDER := tests/oidc_provider
+OIDC_STAMP := $(OIDC_PROVIDER)/node_modules/.gatehouse-installed
+
+$(OIDC_STAMP): $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		flock $(OIDC_PROVIDER) sh -c 'if [ ! -f $@ ] || [ $(OIDC_PROVIDER)/package-lock.json -nt $@ ] \
+			|| [ $(OIDC_PROVIDER)/package.json -nt $@ ]; then \
+			npm ci --prefix $(OIDC_PROVIDER) --no-audit --no-fund --loglevel=error && touch $@; fi'; \
+	else \
+		echo "npm not found: the single sign-on tests (real OpenID Connect provider) are skipped"; \
+	fi
+
+test: install $(OIDC_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 qa: install
@@ -43,4 +59,4 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache $(OIDC_PROVIDER)/node_modules

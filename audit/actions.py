@@ -15,6 +15,9 @@ ACTIONS: dict[str, str] = {
     "auth.mfa.reset": "Had their second factor reset by an administrator",
     "auth.password.reset": "Reset their password from an emailed link",
     "auth.password.changed": "Changed their password",
+    "auth.sso.login": "Signed in through an OpenID Connect provider (single sign-on)",
+    "auth.sso.refused": "A single sign-on was refused (unknown, unverified or inactive person)",
+    "auth.sso.failed": "A single sign-on callback failed (bad state, provider error, bad token)",
     # People
     "user.created": "A person's account was created",
     "user.changed": "A person's account was changed",
@@ -104,6 +107,7 @@ ACTIONS: dict[str, str] = {
     "api.trust_rule.created": "A trust rule now maps CI jobs to a service account",
     "api.trust_rule.deleted": "A trust rule was removed",
     # Deployment approvals
+    "deployment.rerouted": "A pending deployment was asked of other approvers after one left",
     "deployment.requested": "A pipeline asked for approval to deploy a commit to an environment",
     "deployment.refused": "A deployment approval request was refused (checks or access missing)",
     "deployment.approval_given": "Approved one stage of a deployment",

@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.auth import is_verified, signed_in_user
+from portal.auth import is_verified, signed_in_user, sso_session
 from portal.forms import CodeForm, EnrolForm
 from portal.middleware import mfa_not_required
 from portal.services import mfa
@@ -94,6 +94,14 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
 def verify(request: HttpRequest) -> HttpResponse:
     user = signed_in_user(request)
     if not mfa.has_confirmed_device(user):
+        if sso_session.provider_mfa_active(request):
+            # Step-up after a provider-verified sign-in: only a fresh Gatehouse code counts.
+            messages.info(
+                request,
+                "Your provider confirmed your second factor when you signed in, but this action "
+                "needs a fresh Gatehouse code. Set up an authenticator app first; it takes a "
+                "minute.",
+            )
         return _with_next("mfa_enrol", _safe_next(request))
     step_up = is_verified(user)
     form = CodeForm(request.POST or None)
@@ -128,6 +136,7 @@ def security(request: HttpRequest) -> HttpResponse:
         "backup_left": mfa.backup_codes_left(user),
         "backup_total": settings.MFA_BACKUP_CODE_COUNT,
         "fresh": mfa.mfa_is_fresh(request),
+        "session_security": sso_session.describe(request),
     }
     return render(request, "portal/account_security.html", context)
 

@@ -17,6 +17,7 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils.module_loading import import_string
 
 from portal.auth import is_verified
+from portal.auth.sso_session import apply_provider_mfa
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 API_PREFIX = "/api/"
@@ -51,13 +52,15 @@ class MFARequiredMiddleware:
 
     Views that are public (``login_not_required``: login, password reset, health) stay public;
     views marked ``mfa_not_required`` are the MFA pages themselves. Everything else, the admin
-    included, needs ``request.user.is_verified()``.
+    included, needs ``request.user.is_verified()``: a Gatehouse code, or the MFA asserted by a
+    provider trusted for it at single sign-on (``portal.auth.sso_session``).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        apply_provider_mfa(request)
         return self.get_response(request)
 
     def process_view(

@@ -495,6 +495,46 @@ if PRODUCTION:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
+# --- Single sign-on (OpenID Connect) -------------------------------------------------------
+# Every SSO setting is here. OIDC_PROVIDERS (JSON, see portal/auth/sso_config.py and the README)
+# lists the providers; empty means passwords only. People are matched by verified email; the
+# decisions (who may sign in, whether a provider's MFA counts) are in portal/auth/sso.py.
+
+from portal.auth.sso_config import (  # noqa: E402
+    allauth_providers,
+    form_action_origins,
+    parse_providers,
+)
+
+INSTALLED_APPS += [
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+]
+OIDC_PROVIDERS = parse_providers(env_str("OIDC_PROVIDERS", ""), production=PRODUCTION)
+SOCIALACCOUNT_PROVIDERS = allauth_providers(OIDC_PROVIDERS)
+SOCIALACCOUNT_ADAPTER = "portal.auth.sso.SocialAccountAdapter"
+# Nobody signs up through a provider: pre_social_login links a known person or refuses (or
+# creates the person, for a provider with "jit"); allauth's sign-up form is never reached.
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+# The buttons POST (with CSRF) to start a sign-in; a GET only shows a confirmation page.
+SOCIALACCOUNT_LOGIN_ON_GET = False
+# Access and refresh tokens are not kept: Gatehouse calls nothing on the person's behalf.
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = env_int("OIDC_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
+# The redirect URI sent to providers must match the registered https:// one even if a proxy
+# forgets X-Forwarded-Proto (it also makes allauth's emailed links https).
+if PRODUCTION:
+    ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
+# A provider button is a form whose answer redirects to the provider: browsers hold that
+# redirect to the CSP form-action list, so each issuer's origin (and any origin its sign-in
+# page redirects on to, OIDC_FORM_ACTION_ORIGINS) is added to it.
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] = [
+    SELF,
+    *form_action_origins(OIDC_PROVIDERS, env_list("OIDC_FORM_ACTION_ORIGINS", [])),
+]
+
 # --- Email ---------------------------------------------------------------------------------
 
 EMAIL_BACKEND = env_str(

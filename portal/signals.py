@@ -15,7 +15,10 @@ from portal.history import change_reason
 
 @receiver(user_logged_in)
 def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    record(actor=user, action="auth.login", target=user, request=request)
+    from portal.auth.sso import sso_sign_in_recorded
+
+    if not sso_sign_in_recorded(request, user):
+        record(actor=user, action="auth.login", target=user, request=request)
     from accessreq.services.lifecycle import person_seen
 
     person_seen(user)

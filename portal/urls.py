@@ -22,6 +22,10 @@ urlpatterns = [
     ),
     # Email addresses are identities managed by administrators, not by their holders.
     path("accounts/email/", errors.not_found, name="account_email"),
+    # Provider identities are linked only at sign-in (portal.auth.sso), never by sign-up or from
+    # a connections page; the provider login and callback views stay allauth's.
+    path("accounts/social/signup/", errors.not_found, name="socialaccount_signup"),
+    path("accounts/social/connections/", errors.not_found, name="socialaccount_connections"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("accessreq.api.urls")),

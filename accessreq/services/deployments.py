@@ -357,17 +357,7 @@ def _open_stage(deployment: DeploymentApproval, position: int, *, at: Any) -> No
     """Assign stage ``position`` to its approvers and email them."""
     stage = deployment.stage(position)
     assert stage is not None
-    account = deployment.service_account
-    approvers = stage_approvers(
-        stage["rule"], requester=account, beneficiary=account, entitlement=deployment.entitlement
-    )
-    used = _principals_used(deployment)
-    people = [p for p in approvers.people if p.pk not in used]
-    reason = approvers.reason
-    if not people:
-        excluded = used | conflicted(account, account)
-        people = [p for p in security_admins() if p.pk not in excluded]
-        reason = AssignmentReason.FALLBACK
+    people, reason = _stage_people(deployment, stage)
     bulk_create_with_history(
         [
             DeploymentAssignment(
@@ -377,6 +367,27 @@ def _open_stage(deployment: DeploymentApproval, position: int, *, at: Any) -> No
         ],
         DeploymentAssignment,
     )
+    _ask(deployment, stage, people)
+
+
+def _stage_people(deployment: DeploymentApproval, stage: dict[str, Any]) -> tuple[list[User], str]:
+    """Who decides ``stage`` now and why: the rule's people minus whoever already decided; the
+    security admins when that leaves nobody (as for access requests)."""
+    account = deployment.service_account
+    approvers = stage_approvers(
+        stage["rule"], requester=account, beneficiary=account, entitlement=deployment.entitlement
+    )
+    used = _principals_used(deployment)
+    people = [p for p in approvers.people if p.pk not in used]
+    if people:
+        return people, approvers.reason
+    excluded = used | conflicted(account, account)
+    return [p for p in security_admins() if p.pk not in excluded], AssignmentReason.FALLBACK
+
+
+def _ask(deployment: DeploymentApproval, stage: dict[str, Any], people: list[User]) -> None:
+    account = deployment.service_account
+    position = stage["position"]
     for person in people:
         notify_with_delegates(
             key=f"deployment:{deployment.pk}:stage:{position}:principal:{person.pk}",
@@ -391,6 +402,67 @@ def _open_stage(deployment: DeploymentApproval, position: int, *, at: Any) -> No
             ],
             path=reverse("approvals") + f"#deployment-{deployment.pk}",
         )
+
+
+@transaction.atomic
+def deployments_reroute_from(*, person: User, actor: User) -> int:
+    """Take ``person`` (who can no longer decide) off the current stage of every pending
+    deployment waiting for them, asking whoever the rule names now (the security admins when
+    nobody). Returns how many deployments changed."""
+    waiting = (
+        DeploymentApproval.objects.filter(
+            state=DeploymentState.PENDING, assignments__principal=person
+        )
+        .distinct()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    changed = 0
+    for pk in list(waiting):
+        deployment = _lock(pk)
+        stage = deployment.stage(deployment.current_stage)
+        if deployment.state != DeploymentState.PENDING or stage is None:
+            continue
+        mine = deployment.assignments.filter(stage=stage["position"], principal=person)
+        if not mine.exists():
+            continue
+        for assignment in mine:
+            assignment.delete()
+        people, reason = _stage_people(deployment, stage)
+        assigned = set(
+            deployment.assignments.filter(stage=stage["position"]).values_list(
+                "principal", flat=True
+            )
+        )
+        added = [p for p in people if p.pk not in assigned]
+        bulk_create_with_history(
+            [
+                DeploymentAssignment(
+                    deployment=deployment,
+                    stage=stage["position"],
+                    principal=p,
+                    reason=reason,
+                    created_at=now(),
+                )
+                for p in added
+            ],
+            DeploymentAssignment,
+        )
+        record(
+            actor=actor,
+            action="deployment.rerouted",
+            target=deployment,
+            data={
+                **_summary(deployment),
+                "stage": stage["position"],
+                "removed": [str(person)],
+                "added": [str(p) for p in added],
+                "reason": reason,
+            },
+        )
+        _ask(deployment, stage, added)
+        changed += 1
+    return changed
 
 
 def _lock(deployment_id: int) -> DeploymentApproval:

@@ -311,6 +311,9 @@ def _offboard(person: User, *, actor: User, reason: str, http: HttpRequest | Non
         .values_list("pk", flat=True)
     )
     rerouted = _reroute(waiting, actor=actor, why=f"{person} can no longer decide", http=http)
+    from accessreq.services.deployments import deployments_reroute_from
+
+    rerouted += deployments_reroute_from(person=person, actor=actor)
     reviews = items_reassign_from(
         person=person, actor=actor, reason=f"{person} can no longer review ({reason})"
     )

@@ -154,6 +154,7 @@ def _detail_context(
         ),
         "minted": minted,
         "exchanged": exchanged,
+        "flagged_tokens": tokens.usable().filter(flagged_at__isnull=False).count(),
         "recent_exchanged": RECENT_EXCHANGED,
         "rules": list(TrustRule.objects.filter(service_account=account).for_listing()),
         "can_mint": owns and account.is_active,

@@ -400,3 +400,16 @@ def test_signing_in_again_clears_the_flag(settings, client, requester):
     requester.refresh_from_db()
     assert requester.inactive_since is None
     assert events("person.active_again")
+
+
+def test_the_service_account_page_shows_the_flagged_tokens(
+    busy_leaver, requester, security_admin, verified_client
+):
+    person_leave(user=requester, actor=security_admin, reason="left", source="scim:okta")
+    account = busy_leaver["account"]
+    page = verified_client(security_admin).get(f"/service-accounts/{account.pk}/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "1 token flagged:" in text and "nobody who still works here owns this account" in text
+    assert f"{requester} (left)" in text
+    assert 'title="The only owner of this service account, Dev Requester, left">Flagged' in text

@@ -464,3 +464,27 @@ def test_a_delegate_decides_for_the_approver_away_and_nobody_decides_twice(
     assert not deployment_rows(user=dev, fresh=True)
     with pytest.raises(NotAllowed):
         deployment_approve(actor=dev, deployment_id=later["deployment"]["id"], mfa=FRESH)
+
+
+def test_a_deployment_waiting_for_an_approver_who_leaves_goes_to_the_security_admins(
+    deploy: Pipeline, releaser: User, security_admin: User
+) -> None:
+    from accessreq.services.lifecycle import person_leave
+
+    token = minted(deploy).secret
+    opened = open_deployment(deploy, token)
+    assert opened.status_code == 201, opened.content
+    deployment = DeploymentApproval.objects.get(pk=opened.json()["deployment"]["id"])
+    assert list(deployment.assignments.values_list("principal", flat=True)) == [releaser.pk]
+
+    person_leave(user=releaser, actor=security_admin, reason="left", source="scim:okta")
+
+    assert list(deployment.assignments.values_list("principal", flat=True)) == [security_admin.pk]
+    event = AuditEvent.objects.get(action="deployment.rerouted")
+    assert event.data["removed"] == [str(releaser)] and event.data["added"] == [str(security_admin)]
+    assert AuditEvent.objects.get(action="person.left").data["requests_rerouted"] == 1
+    with pytest.raises(NotAllowed):
+        deployment_approve(actor=releaser, deployment_id=deployment.pk, mfa=FRESH)
+    deployment_approve(actor=security_admin, deployment_id=deployment.pk, mfa=FRESH)
+    deployment.refresh_from_db()
+    assert deployment.state == "approved"
