@@ -40,6 +40,7 @@ NAV = {
         "Dashboard",
         "Campaigns",
         "Provisioning",
+        "Directory sync",
         "Pipelines",
         "Audit",
         "Reports",
