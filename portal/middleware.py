@@ -21,9 +21,9 @@ from portal.auth.sso_session import apply_provider_mfa
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 API_PREFIX = "/api/"
-# Paths whose bearer-token views (marked ``api_endpoint``) take the short way: the API and the
-# Prometheus scrape, which has no session either.
-SHORT_WAY_PREFIXES = (API_PREFIX, "/metrics")
+# Paths whose bearer-token views (marked ``api_endpoint``) take the short way: the API, the
+# Prometheus scrape and the SCIM directory endpoints, none of which has a session.
+SHORT_WAY_PREFIXES = (API_PREFIX, "/metrics", "/scim/v2/")
 
 
 class RequestIdMiddleware:
