@@ -16,7 +16,10 @@ from audit.actions import ACTIONS
 from audit.models import AuditEvent
 
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sign-in": ("Failed sign-ins", ("auth.login.failed",)),
+    "sign-in": (
+        "Failed sign-ins",
+        ("auth.login.failed", "auth.sso.refused", "auth.sso.failed"),
+    ),
     "mfa": ("Failed second-factor codes", ("auth.mfa.failed",)),
     "approvals": ("Denied requests and deployments", ("request.denied", "deployment.denied")),
     "api": (

@@ -208,3 +208,17 @@ def test_attempts_come_from_the_real_sign_in_and_api(client, requester):
     # The address tried is who a failed sign-in was.
     mine = rows(build_report("attempts", {"person": requester.email[:5]}, at=now()))
     assert [row["kind"] for row in mine] == ["Failed sign-ins"]
+
+
+def test_refused_single_sign_ons_count_as_failed_sign_ins(requester):
+    from audit.services import record
+
+    record(
+        actor=None,
+        action="auth.sso.refused",
+        data={"provider": "corp", "reason": "unknown_person", "email": "mallory@example.com"},
+    )
+    report = build_report("attempts", {"person": "mallory"}, at=now() + timedelta(milliseconds=1))
+    (row,) = rows(report)
+    assert row["kind"] == "Failed sign-ins"
+    assert "unknown_person" in row["reason"]
