@@ -7,6 +7,7 @@ ACTIONS: dict[str, str] = {
     "auth.login": "Signed in with a password",
     "auth.login.failed": "A password sign-in failed",
     "auth.logout": "Signed out",
+    "auth.session.expired": "A session ended: idle too long or past the longest a sign-in lasts",
     "auth.mfa.enrolled": "Enrolled an authenticator app and received backup codes",
     "auth.mfa.verified": "Verified a TOTP code",
     "auth.mfa.failed": "Entered a wrong, reused or throttled second-factor code",

@@ -4,6 +4,7 @@ API's short way through the middleware."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,94 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+
+SIGNED_IN_AT = "gatehouse_signed_in_at"
+SEEN_AT = "gatehouse_seen_at"
+# The last-seen stamp is written at most this often, so a busy page does not save its session on
+# every request; the idle timeout is therefore up to this much longer.
+SEEN_RESOLUTION = 60
+
+
+def session_started(request: HttpRequest) -> None:
+    """Stamp a session that just signed in (called at sign-in, after the key was rotated)."""
+    clock = int(time.time())
+    request.session[SIGNED_IN_AT] = clock
+    request.session[SEEN_AT] = clock
+
+
+class SessionTimeoutMiddleware:
+    """End a signed-in session idle for ``SESSION_IDLE_SECONDS`` or older than
+    ``SESSION_COOKIE_AGE`` (the absolute lifetime, whatever activity there was): the session is
+    flushed and the request goes on anonymous, so the sign-in gate sends the person to sign in
+    again, with a message saying why, and the ledger records ``auth.session.expired``.
+
+    After the messages middleware (it adds a message) but before any view hook runs."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            self._check(request, user)
+        return self.get_response(request)
+
+    def _check(self, request: HttpRequest, user: Any) -> None:
+        session = request.session
+        clock = int(time.time())
+        started, seen = session.get(SIGNED_IN_AT), session.get(SEEN_AT)
+        if not isinstance(started, int) or not isinstance(seen, int):
+            session_started(request)  # a session from before these stamps: start counting now
+            return
+        idle, age = clock - seen, clock - started
+        if age > settings.SESSION_COOKIE_AGE:
+            reason, message = (
+                "lifetime",
+                (
+                    f"You were signed in for {_hours(settings.SESSION_COOKIE_AGE)}, the longest a "
+                    "sign-in lasts. Sign in again to carry on."
+                ),
+            )
+        elif idle > settings.SESSION_IDLE_SECONDS:
+            reason, message = (
+                "idle",
+                (
+                    f"Your session ended after {_minutes(settings.SESSION_IDLE_SECONDS)} without "
+                    "activity. Sign in again to carry on."
+                ),
+            )
+        else:
+            if idle >= SEEN_RESOLUTION:
+                session[SEEN_AT] = clock
+            return
+        from django.contrib import messages
+        from django.contrib.auth.models import AnonymousUser
+
+        from audit.services import record
+
+        record(
+            actor=user,
+            action="auth.session.expired",
+            target=user,
+            data={"reason": reason, "idle_seconds": idle, "age_seconds": age},
+            request=request,
+        )
+        session.flush()
+        request.user = AnonymousUser()
+        messages.info(request, message)
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def _hours(seconds: int) -> str:
+    if seconds % 3600:
+        return _minutes(seconds)
+    hours = seconds // 3600
+    return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
 def mfa_not_required(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -163,6 +163,7 @@ MIDDLEWARE = [
     "portal.middleware.MFARequiredMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -460,7 +461,12 @@ MFA_BACKUP_CODE_COUNT = 10
 MFA_STEP_UP_SECONDS = env_int("MFA_STEP_UP_SECONDS", 300, minimum=30)
 
 SESSION_ENGINE = "portal.sessions"
-SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
+# A sign-in lasts at most SESSION_COOKIE_AGE seconds however busy (the absolute lifetime), and
+# ends sooner after SESSION_IDLE_SECONDS without a request (portal.middleware).
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, minimum=300)
+SESSION_IDLE_SECONDS = env_int("SESSION_IDLE_SECONDS", 30 * 60, minimum=60)
+if SESSION_IDLE_SECONDS > SESSION_COOKIE_AGE:
+    raise ImproperlyConfigured("SESSION_IDLE_SECONDS must not be more than SESSION_COOKIE_AGE.")
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

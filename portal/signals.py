@@ -15,6 +15,10 @@ from portal.history import change_reason
 
 @receiver(user_logged_in)
 def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if request is not None and hasattr(request, "session"):
+        from portal.middleware import session_started
+
+        session_started(request)
     from portal.auth.sso import sso_sign_in_recorded
 
     if not sso_sign_in_recorded(request, user):
