@@ -159,6 +159,35 @@ def _security_admin(home: Home) -> None:
                 level="warning",
             )
         )
+    inactive = User.objects.humans().filter(is_active=True, inactive_since__isnull=False).count()
+    if inactive:
+        home.waiting.append(
+            Attention(
+                title=f"{inactive} {'person has' if inactive == 1 else 'people have'} not "
+                "signed in for a long time",
+                detail="Their managers were told; ask whether they left or still need access.",
+                url=reverse("admin:portal_user_changelist") + "?activity=flagged",
+            )
+        )
+    from accessreq.models import ApiToken
+
+    orphaned = (
+        ApiToken.objects.usable()
+        .filter(flagged_at__isnull=False)
+        .values("service_account")
+        .distinct()
+        .count()
+    )
+    if orphaned:
+        home.waiting.append(
+            Attention(
+                title=f"{_plural(orphaned, 'service account')} without an owner",
+                detail="Their only owner left and their tokens still work: name a new owner, "
+                "then rotate or revoke the flagged tokens.",
+                url=reverse("service_accounts"),
+                level="warning",
+            )
+        )
 
 
 def _open_requests(home: Home, user: User) -> None:

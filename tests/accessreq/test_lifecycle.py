@@ -413,3 +413,19 @@ def test_the_service_account_page_shows_the_flagged_tokens(
     assert "1 token flagged:" in text and "nobody who still works here owns this account" in text
     assert f"{requester} (left)" in text
     assert 'title="The only owner of this service account, Dev Requester, left">Flagged' in text
+
+
+def test_security_admins_home_lists_inactive_people_and_orphaned_accounts(
+    settings, busy_leaver, requester, manager, security_admin, verified_client
+):
+    client = verified_client(security_admin)
+    assert "without an owner" not in client.get("/").content.decode()
+    person_leave(user=requester, actor=security_admin, reason="left", source="scim:okta")
+    settings.INACTIVITY_FLAG_DAYS = 30
+    _last_signed_in(manager, 40)
+    people_inactivity_sweep()
+
+    text = client.get("/").content.decode()
+    assert "1 service account without an owner" in text
+    assert "1 person has not signed in for a long time" in text
+    assert "?activity=flagged" in text
