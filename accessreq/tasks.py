@@ -208,3 +208,12 @@ def people_inactivity_sweep() -> dict[str, int]:
     from accessreq.services.lifecycle import people_inactivity_sweep as sweep
 
     return sweep()
+
+
+@shared_task(acks_late=True)
+def deployments_escalate() -> int:
+    """Beat: add the security admins to deployment stages that waited too long."""
+    from accessreq.services.deployments import deployments_escalate as escalate
+
+    with acting_as(_system()):
+        return escalate()

@@ -108,6 +108,7 @@ ACTIONS: dict[str, str] = {
     "api.trust_rule.created": "A trust rule now maps CI jobs to a service account",
     "api.trust_rule.deleted": "A trust rule was removed",
     # Deployment approvals
+    "deployment.escalated": "A deployment waiting too long was escalated to the security admins",
     "deployment.rerouted": "A pending deployment was asked of other approvers after one left",
     "deployment.requested": "A pipeline asked for approval to deploy a commit to an environment",
     "deployment.refused": "A deployment approval request was refused (checks or access missing)",

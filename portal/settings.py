@@ -302,6 +302,7 @@ CELERY_BEAT_SCHEDULE = {
     "access-expiry-warnings": {"task": "accessreq.tasks.expiry_warnings", "schedule": 300.0},
     "access-requests-sweep": {"task": "accessreq.tasks.requests_sweep", "schedule": 300.0},
     "deployments-expire": {"task": "accessreq.tasks.deployments_expire", "schedule": 60.0},
+    "deployments-escalate": {"task": "accessreq.tasks.deployments_escalate", "schedule": 300.0},
     "report-exports-sweep": {"task": "accessreq.tasks.report_exports_sweep", "schedule": 300.0},
     # Hourly: reminders are once per reviewer and day, closing happens within an hour of the
     # deadline; each template's own launch schedule is a separate entry made from its cadence.
@@ -378,6 +379,8 @@ REPORT_EXPORT_SYNC_ROWS = env_int("REPORT_EXPORT_SYNC_ROWS", 10_000, minimum=0)
 REPORT_EXPORT_KEEP_HOURS = env_int("REPORT_EXPORT_KEEP_HOURS", 24, minimum=1)
 REPORT_EXPORT_DIR = Path(env_str("REPORT_EXPORT_DIR", str(VAR_DIR / "exports")))
 DEPLOYMENT_PENDING_HOURS = env_int("DEPLOYMENT_PENDING_HOURS", 24, minimum=1)
+# A deployment stage waiting this long gets the security admins as extra approvers, once.
+DEPLOYMENT_ESCALATE_AFTER_MINUTES = env_int("DEPLOYMENT_ESCALATE_AFTER_MINUTES", 60, minimum=1)
 # Signed decision callbacks to the pipeline: attempts before giving up (backoff from 10 s).
 DEPLOYMENT_CALLBACK_ATTEMPTS = env_int("DEPLOYMENT_CALLBACK_ATTEMPTS", 5, minimum=1)
 DEPLOYMENT_CALLBACK_RETRY_SECONDS = env_int("DEPLOYMENT_CALLBACK_RETRY_SECONDS", 10, minimum=0)

@@ -74,6 +74,12 @@ class DeploymentApproval(models.Model):
     stages = models.JSONField(default=list, blank=True)
     current_stage = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
+    stage_opened_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current stage began waiting (else created_at)."
+    )
+    escalated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current stage was escalated to security admins."
+    )
     timeout_at = models.DateTimeField(help_text="A pending approval expires at this time.")
     decided_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(

@@ -282,6 +282,7 @@ def _open(
         stages=stages,
         current_stage=1,
         created_at=clock,
+        stage_opened_at=clock,
         timeout_at=clock + timedelta(hours=settings.DEPLOYMENT_PENDING_HOURS),
     )
     deployment.set_callback_secret(secret)
@@ -627,6 +628,8 @@ def deployment_approve(
         return deployment
     if stage["position"] < len(deployment.stages):
         deployment.current_stage = stage["position"] + 1
+        deployment.stage_opened_at = clock
+        deployment.escalated_at = None
         deployment.save()
         _open_stage(deployment, deployment.current_stage, at=clock)
         return deployment
@@ -707,6 +710,70 @@ def deployments_expire(*, limit: int = 500) -> int:
             for deployment in batch:
                 _move(deployment, DeploymentState.EXPIRED, actor=system, data={"was": state})
                 done += 1
+    return done
+
+
+def deployments_escalate(*, limit: int = 500) -> int:
+    """Add the security admins to deployment stages that have waited longer than
+    ``DEPLOYMENT_ESCALATE_AFTER_MINUTES``, once per stage (as for access requests), so a release
+    is not held up by an approver who is away. Returns how many were escalated."""
+    from django.db.models.functions import Coalesce
+
+    system = User.objects.system_actor()
+    cutoff = now() - timedelta(minutes=settings.DEPLOYMENT_ESCALATE_AFTER_MINUTES)
+    done = 0
+    with transaction.atomic():
+        batch = list(
+            DeploymentApproval.objects.select_for_update(skip_locked=True)
+            .annotate(waiting_since=Coalesce("stage_opened_at", "created_at"))
+            .filter(state=DeploymentState.PENDING, escalated_at__isnull=True)
+            .filter(waiting_since__lte=cutoff, timeout_at__gt=Now())
+            .select_related("service_account", "system", "environment", "entitlement")
+            .order_by("waiting_since")[:limit]
+        )
+        admins = security_admins()
+        for deployment in batch:
+            stage = deployment.stage(deployment.current_stage)
+            if stage is None:
+                continue
+            account = deployment.service_account
+            excluded = conflicted(account, account) | _principals_used(deployment)
+            already = set(
+                deployment.assignments.filter(stage=stage["position"]).values_list(
+                    "principal", flat=True
+                )
+            )
+            added = [a for a in admins if a.pk not in excluded and a.pk not in already]
+            clock = now()
+            bulk_create_with_history(
+                [
+                    DeploymentAssignment(
+                        deployment=deployment,
+                        stage=stage["position"],
+                        principal=admin,
+                        reason=AssignmentReason.ESCALATION,
+                        created_at=clock,
+                    )
+                    for admin in added
+                ],
+                DeploymentAssignment,
+            )
+            deployment.escalated_at = clock
+            deployment.save(update_fields=["escalated_at"])
+            record(
+                actor=system,
+                action="deployment.escalated",
+                target=deployment,
+                data={
+                    **_summary(deployment),
+                    "stage": stage["position"],
+                    "waited_minutes": settings.DEPLOYMENT_ESCALATE_AFTER_MINUTES,
+                    "added": [str(a) for a in added],
+                },
+                pipeline=deployment.pipeline_context(),
+            )
+            _ask(deployment, stage, added)
+            done += 1
     return done
 
 

@@ -488,3 +488,28 @@ def test_a_deployment_waiting_for_an_approver_who_leaves_goes_to_the_security_ad
     deployment_approve(actor=security_admin, deployment_id=deployment.pk, mfa=FRESH)
     deployment.refresh_from_db()
     assert deployment.state == "approved"
+
+
+def test_a_stage_waiting_too_long_is_escalated_to_the_security_admins_once(
+    settings, deploy: Pipeline, releaser: User, security_admin: User
+) -> None:
+    from accessreq.services.deployments import deployments_escalate
+
+    settings.DEPLOYMENT_ESCALATE_AFTER_MINUTES = 60
+    opened = open_deployment(deploy, minted(deploy).secret)
+    deployment = DeploymentApproval.objects.get(pk=opened.json()["deployment"]["id"])
+    assert deployments_escalate() == 0  # not waited long enough
+
+    DeploymentApproval.objects.filter(pk=deployment.pk).update(
+        stage_opened_at=F("stage_opened_at") - timedelta(minutes=61)
+    )
+    assert deployments_escalate() == 1
+    assert deployments_escalate() == 0  # once per stage
+    assigned = dict(deployment.assignments.values_list("principal", "reason"))
+    assert assigned == {releaser.pk: "rule", security_admin.pk: "escalation"}
+    event = AuditEvent.objects.get(action="deployment.escalated")
+    assert event.data["added"] == [str(security_admin)]
+    assert event.pipeline["commit_sha"] == SHA
+    deployment_approve(actor=security_admin, deployment_id=deployment.pk, mfa=FRESH)
+    deployment.refresh_from_db()
+    assert deployment.state == "approved"
