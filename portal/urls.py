@@ -22,6 +22,9 @@ urlpatterns = [
     ),
     # Email addresses are identities managed by administrators, not by their holders.
     path("accounts/email/", errors.not_found, name="account_email"),
+    # Nobody verifies an address here (ACCOUNT_EMAIL_VERIFICATION is "none").
+    path("accounts/confirm-email/", errors.not_found, name="account_email_verification_sent"),
+    path("accounts/confirm-email/<str:key>/", errors.not_found, name="account_confirm_email"),
     # Provider identities are linked only at sign-in (portal.auth.sso), never by sign-up or from
     # a connections page; the provider login and callback views stay allauth's.
     path("accounts/social/signup/", errors.not_found, name="socialaccount_signup"),
