@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 
 from accessreq.services.lifecycle import person_deactivate, person_leave
-from portal.models import Session
 from accessreq.services.tokens import token_issue
+from portal.models import Session
 from tests.accessreq.api.conftest import make_service_account
 from tests.accessreq.workflow_helpers import FRESH
 
