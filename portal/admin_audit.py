@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Model
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
 from audit.services import record
@@ -20,9 +20,22 @@ class SafeHistoryAdmin(SimpleHistoryAdmin):
     *view* permission; here it is read-only unless the person may change the record (and reverting
     is off site-wide, SIMPLE_HISTORY_REVERT_DISABLED)."""
 
+    def _check_id(self, object_id: str) -> None:
+        """An address whose id is not one of this model's (``/user/x/history/``) is a 404, not
+        the ValueError simple-history's views would raise."""
+        try:
+            self.model._meta.pk.to_python(object_id)
+        except ValidationError:
+            raise Http404("No such record.") from None
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        self._check_id(object_id)
+        return super().history_view(request, object_id, extra_context)
+
     def history_form_view(
         self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
     ) -> Any:
+        self._check_id(object_id)
         if request.method not in ("GET", "HEAD"):
             obj = self.get_object(request, object_id)
             if not self.has_change_permission(request, obj):

@@ -24,7 +24,10 @@ _STYLED = {
 _KEPT_HEADERS = ("Allow", "Retry-After", "X-Request-ID")
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def not_found(
+    request: HttpRequest, exception: Exception | None = None, **_url_kwargs: object
+) -> HttpResponse:
+    """The styled 404; also the view of addresses we close on purpose, whatever their parameters."""
     return render(request, "errors/404.html", status=404)
 
 
