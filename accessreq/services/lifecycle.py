@@ -372,7 +372,7 @@ def person_leave(
                 f"Revoked {done.grants_revoked} grant(s), withdrew {done.requests_withdrawn} "
                 f"pending request(s), handed on {done.reviews_reassigned} review(s).",
             ],
-            path=reverse("reports"),
+            path=reverse("home"),
         )
     user.employment_status = User.EmploymentStatus.LEFT
     user.is_active = False
