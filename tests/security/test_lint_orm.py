@@ -4,7 +4,8 @@
   code itself or is on the reviewed list below, so no request parameter picks fields or sorting;
 - ``QuerySet.update()`` and ``bulk_update()`` on a history-tracked model write only fields its
   history does not track (history is written by ``save()``; an update that changes a tracked field
-  would leave the model history silently incomplete).
+  would leave the model history silently incomplete);
+- views change nothing themselves: no save, delete, create or queryset update in a view module.
 """
 
 from __future__ import annotations
@@ -148,3 +149,52 @@ def test_updates_that_skip_history_never_write_a_tracked_field() -> None:
     assert not found, "these updates change history-tracked fields without history: " + ", ".join(
         found
     )
+
+
+WRITES = {
+    "save",
+    "delete",
+    "create",
+    "bulk_create",
+    "bulk_update",
+    "get_or_create",
+    "update_or_create",
+    "create_user",
+}
+VIEW_MODULES = (
+    "accessreq/views/",
+    "accessreq/api/views.py",
+    "accessreq/api/deployments.py",
+    "portal/views.py",
+    "portal/mfa_views.py",
+    "portal/home.py",
+    "audit/views.py",
+    "audit/export_views.py",
+    "docs/views.py",
+    "docs/diagram_views.py",
+    "scim/views.py",
+    "scim/pages.py",
+)
+
+
+def _is_query(node: ast.expr) -> bool:
+    """``X.objects…`` or ``….filter(…)``: a queryset, as opposed to a dict being updated."""
+    while isinstance(node, ast.Call | ast.Attribute):
+        if isinstance(node, ast.Attribute) and node.attr in ("objects", "filter", "exclude"):
+            return True
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return False
+
+
+def test_views_change_nothing_themselves() -> None:
+    """State changes go through services, which write their audit event in the same
+    transaction; a view only parses, calls a service and renders (issue 15, point 12)."""
+    found = []
+    for relative, tree in _sources():
+        if not relative.startswith(VIEW_MODULES):
+            continue
+        for call in _calls(tree):
+            method = call.func.attr
+            if method in WRITES or (method == "update" and _is_query(call.func.value)):
+                found.append(f"{relative}:{call.lineno} .{method}()")
+    assert found == [], "write through a service instead"
