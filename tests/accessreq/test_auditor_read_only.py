@@ -89,9 +89,8 @@ def snapshot() -> dict[str, Any]:
     }
 
 
-def test_an_auditor_posts_to_every_page_and_changes_nothing(
-    verified_client, auditor, requester, manager, owner, security_admin
-):
+def sweep_values(requester, manager, owner, security_admin, auditor) -> dict[str, Any]:
+    """A real object for each URL parameter, none of them the auditor's (or an outsider's)."""
     world = build_campaign(requester, manager, owner, security_admin)
     pending = submit(requester, make_entitlement(owners=[owner], name="pending-one"))
     grant = Grant.objects.filter(state="active").first()
@@ -104,7 +103,7 @@ def test_an_auditor_posts_to_every_page_and_changes_nothing(
     export = ReportExport.objects.create(
         requested_by=security_admin, report="approvals", title="Approvals", format="csv"
     )
-    values = {
+    return {
         "request_id": pending.pk,
         "grant_id": grant.pk,
         "item_id": world.pending.pk,
@@ -122,7 +121,16 @@ def test_an_auditor_posts_to_every_page_and_changes_nothing(
         "rule_id": 1,
         "deployment_id": 1,
         "delegation_id": 1,
+        "_world": world,
+        "_pending": pending,
     }
+
+
+def test_an_auditor_posts_to_every_page_and_changes_nothing(
+    verified_client, auditor, requester, manager, owner, security_admin
+):
+    values = sweep_values(requester, manager, owner, security_admin, auditor)
+    world, pending = values["_world"], values["_pending"]
     body = {
         "decision": "approve",
         "comment": "An auditor should not be able to do this",
