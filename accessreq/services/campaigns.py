@@ -563,11 +563,15 @@ def items_reassign_from(*, person: User, actor: User, reason: str) -> int:
     from accessreq.policy import security_admins
 
     items = (
-        ReviewItem.objects.select_for_update()
+        ReviewItem.objects.select_for_update(of=("self",))
         .filter(
             reviewer=person, decision=ReviewDecision.PENDING, campaign__state=CampaignState.OPEN
         )
-        .select_related("campaign__template", "grant__beneficiary")
+        .select_related(
+            "campaign__template__fallback_reviewer",
+            "campaign__template__owner",
+            "grant__beneficiary",
+        )
         .order_by("pk")
     )
     admins = security_admins()
@@ -576,7 +580,9 @@ def items_reassign_from(*, person: User, actor: User, reason: str) -> int:
     for item in items:
         template = item.campaign.template
         holder = item.grant.beneficiary
-        conflicted = {person.pk, holder.pk} | set(holder.owners.values_list("pk", flat=True))
+        conflicted = {person.pk, holder.pk}
+        if holder.kind == User.Kind.SERVICE:  # its owners act through it, so never review it
+            conflicted |= set(holder.owners.values_list("pk", flat=True))
         candidates = [manager, template.fallback_reviewer, template.owner, *admins]
         to = next(
             (

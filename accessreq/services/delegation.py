@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import reverse
 
@@ -99,13 +100,45 @@ def delegation_cancel(
     clock = now()
     if delegation.cancelled_at is not None or delegation.ends_at <= clock:
         raise WorkflowError("This delegation has already ended.")
-    delegation.cancelled_at = clock
+    _cancel(delegation, actor=actor, at=clock, http=http)
+    return delegation
+
+
+def _cancel(
+    delegation: Delegation,
+    *,
+    actor: User,
+    at: datetime,
+    reason: str = "",
+    http: HttpRequest | None = None,
+) -> None:
+    """End a locked delegation now and record it."""
+    delegation.cancelled_at = at
     delegation.save()
+    data = {"delegator": str(delegation.delegator), "delegate": str(delegation.delegate)}
     record(
         actor=actor,
         action="delegation.cancelled",
         target=delegation,
-        data={"delegator": str(actor), "delegate": str(delegation.delegate)},
+        data={**data, "reason": reason} if reason else data,
         request=http,
     )
-    return delegation
+
+
+@transaction.atomic
+def delegations_cancel_for(
+    *, person: User, actor: User, reason: str, http: HttpRequest | None = None
+) -> int:
+    """Cancel every delegation given by or to ``person`` that is in force or still to come
+    (offboarding); returns how many."""
+    clock = now()
+    delegations = list(
+        Delegation.objects.select_for_update(of=("self",))
+        .filter(Q(delegator=person) | Q(delegate=person), cancelled_at__isnull=True)
+        .filter(ends_at__gt=clock)
+        .select_related("delegator", "delegate")
+        .order_by("pk")
+    )
+    for delegation in delegations:
+        _cancel(delegation, actor=actor, at=clock, reason=reason, http=http)
+    return len(delegations)

@@ -34,7 +34,6 @@ from accessreq.models import (
     BirthrightAccess,
     CampaignTemplate,
     DeadlineAction,
-    Delegation,
     Grant,
     GrantState,
     RequestState,
@@ -262,44 +261,20 @@ class Offboarded:
     tokens_flagged: int = 0
 
 
-def _cancel_delegations(person: User, *, actor: User, http: HttpRequest | None) -> int:
-    """Cancel delegations given by or to ``person`` that are in force or still to come."""
-    clock = now()
-    delegations = list(
-        Delegation.objects.select_for_update()
-        .filter(Q(delegator=person) | Q(delegate=person), cancelled_at__isnull=True)
-        .filter(ends_at__gt=clock)
-        .select_related("delegator", "delegate")
-        .order_by("pk")
-    )
-    for delegation in delegations:
-        delegation.cancelled_at = clock
-        delegation.save(update_fields=["cancelled_at"])
-        record(
-            actor=actor,
-            action="delegation.cancelled",
-            target=delegation,
-            data={
-                "delegator": str(delegation.delegator),
-                "delegate": str(delegation.delegate),
-                "reason": f"{person} left",
-            },
-            request=http,
-        )
-    return len(delegations)
-
-
 def _offboard(person: User, *, actor: User, reason: str, http: HttpRequest | None) -> Offboarded:
     """Everything but the employment status: the deactivated (or departed) person can do
     nothing, holds nothing, and nobody waits for them."""
     from accessreq.services.campaigns import items_reassign_from
+    from accessreq.services.delegation import delegations_cancel_for
     from accessreq.services.requests import requests_withdraw_for_leaver
     from accessreq.services.tokens import tokens_flag_orphaned
     from portal.services.people import user_deactivate
 
     withdrawn = requests_withdraw_for_leaver(person=person, actor=actor, reason=reason, http=http)
     ended, revoked = user_deactivate(user=person, actor=actor, reason=reason, request=http)
-    delegations = _cancel_delegations(person, actor=actor, http=http)
+    delegations = delegations_cancel_for(
+        person=person, actor=actor, reason=f"{person} left", http=http
+    )
     waiting = list(
         AccessRequest.objects.filter(
             state=RequestState.PENDING,
